@@ -1,0 +1,89 @@
+/*-------------------------------------------------------------------------
+ *
+ * spi_util.c
+ *	  Small helpers around SPI for the extension's control paths: cached
+ *	  plans, reading columns of trigger tuples, and text for messages.
+ *
+ * Plans are prepared once per backend and kept (SPI_keepplan).  The C
+ * functions that use them are declared with a pinned search_path, and every
+ * statement names the extension's schema, so a caller's search_path cannot
+ * change what a cached statement means.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "overage.h"
+
+/*
+ * overage_spi_exec
+ *		Run a statement through a plan cached in *cache, preparing it on
+ *		first use.  Not read-only: in READ COMMITTED every call sees a fresh
+ *		snapshot, which is what the callers want after taking row locks.
+ */
+int
+overage_spi_exec(SPIPlanPtr *cache, const char *sql, int nargs,
+				 Oid *argtypes, Datum *values, const char *nulls,
+				 long count)
+{
+	int			rc;
+
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+				 sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*cache = plan;
+	}
+
+	rc = SPI_execute_plan(*cache, values, nulls, false, count);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
+			 sql, SPI_result_code_string(rc));
+	return rc;
+}
+
+/*
+ * overage_attr
+ *		The value of column "name" of tuple, by name.  Column names are the
+ *		extension's own, so a missing one is an internal error.
+ */
+Datum
+overage_attr(HeapTuple tuple, TupleDesc desc, const char *name, bool *isnull)
+{
+	int			attnum = SPI_fnumber(desc, name);
+
+	if (attnum <= 0)
+		elog(ERROR, "column \"%s\" not found", name);
+	return SPI_getbinval(tuple, desc, attnum, isnull);
+}
+
+/* Text of a text, uuid or timestamptz Datum for messages; "None" for NULL. */
+char *
+overage_text_str(Datum d, bool isnull)
+{
+	return isnull ? pstrdup("None") : TextDatumGetCString(d);
+}
+
+char *
+overage_uuid_str(Datum d, bool isnull)
+{
+	return isnull ? pstrdup("None") :
+		DatumGetCString(DirectFunctionCall1(uuid_out, d));
+}
+
+char *
+overage_time_str(Datum d, bool isnull)
+{
+	return isnull ? pstrdup("-") :
+		pstrdup(timestamptz_to_str(DatumGetTimestampTz(d)));
+}
