@@ -4,9 +4,10 @@
 SET timezone = 'UTC';
 \pset footer off
 CREATE EXTENSION overage;
+CREATE SCHEMA demo;
 
 -- a call that may fail, shown instead of stopping the walk-through
-CREATE FUNCTION pg_temp.try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+CREATE FUNCTION demo.try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
 	EXECUTE stmt;
 	RETURN 'ok';
@@ -15,7 +16,7 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 
 -- who holds what, with names instead of ids
-CREATE VIEW pg_temp.holders AS
+CREATE VIEW demo.holders AS
 SELECT c.name AS customer, g.service_id AS service,
 	   coalesce(p.name, 'None') AS holder, s.kind AS holder_subscription_kind,
 	   g.since
@@ -25,7 +26,7 @@ SELECT c.name AS customer, g.service_id AS service,
   LEFT JOIN overage.subscription s ON s.subscription_id = g.subscription_id
  ORDER BY 1, 2;
 
-CREATE VIEW pg_temp.audit AS
+CREATE VIEW demo.audit AS
 SELECT l.log_id, l.customer_id AS customer, l.service_id AS service,
 	   coalesce(l.from_partner_id, 'None') AS "from",
 	   coalesce(l.to_partner_id, 'None') AS "to",
@@ -65,7 +66,7 @@ SELECT overage.purchase('P-CONTOSO', 'C-TAILSPIN', 'CFQ7TTC0LF8Q', '0002', 25,
 SELECT partner_id, kind, quantity, status, created_at
   FROM overage.subscription WHERE customer_id = 'C-TAILSPIN' ORDER BY partner_id, created_at, kind;
 \echo '   first-in: Contoso now holds the overage of each service of the SKU'
-SELECT * FROM pg_temp.holders;
+SELECT * FROM demo.holders;
 
 \echo '== 2. Contoso buys 5 more: no second Azure plan, nothing changes hands'
 SELECT overage.purchase('P-CONTOSO', 'C-TAILSPIN', 'CFQ7TTC0LF8Q', '0002', 5,
@@ -76,14 +77,14 @@ SELECT partner_id, kind, count(*) FROM overage.subscription
 \echo '== 3. Fabrikam buys 10 x the same SKU for Tailspin: the first partner is respected'
 SELECT overage.purchase('P-FABRIKAM', 'C-TAILSPIN', 'CFQ7TTC0LF8Q', '0002', 10,
 						'2026-10-05 09:00+00') AS fabrikam_e5 \gset
-SELECT * FROM pg_temp.holders;
+SELECT * FROM demo.holders;
 \echo '   Fabrikam cannot take it while Contoso holds it:'
-SELECT pg_temp.try(format(
+SELECT demo.try(format(
 	$$SELECT overage.assign_overage('P-FABRIKAM', 'C-TAILSPIN', 'PSTN-DOM', %L, '2026-10-06 09:00+00')$$,
 	(SELECT subscription_id FROM overage.subscription
 	  WHERE partner_id = 'P-FABRIKAM' AND customer_id = 'C-TAILSPIN' AND kind = 'overage'))) AS fabrikam_assign;
 \echo '   and cannot set it to None either:'
-SELECT pg_temp.try($$SELECT overage.release_overage('P-FABRIKAM', 'C-TAILSPIN', 'PSTN-DOM', '2026-10-06 09:05+00')$$) AS fabrikam_release;
+SELECT demo.try($$SELECT overage.release_overage('P-FABRIKAM', 'C-TAILSPIN', 'PSTN-DOM', '2026-10-06 09:05+00')$$) AS fabrikam_release;
 
 \echo '== 4. Northwind buys E3 with Domestic Calling (minutes, no overage) for Wingtip: nothing provisioned'
 SELECT overage.purchase('P-NORTHWIND', 'C-WINGTIP', 'CFQ7TTC0LFLX', '0001', 40,
@@ -93,32 +94,32 @@ SELECT count(*) AS wingtip_overage_rows FROM overage.get_overage('C-WINGTIP');
 
 \echo '== 5. The three parties agree: Contoso sets Domestic Calling overage to None'
 SELECT overage.release_overage('P-CONTOSO', 'C-TAILSPIN', 'PSTN-DOM', '2026-10-15 12:00+00');
-SELECT * FROM pg_temp.holders;
+SELECT * FROM demo.holders;
 
 \echo '== 6. Now Fabrikam assigns it to its overage subscription'
 SELECT overage.assign_overage('P-FABRIKAM', 'C-TAILSPIN', 'PSTN-DOM', subscription_id,
 							  '2026-10-15 12:30+00')
   FROM overage.subscription
  WHERE partner_id = 'P-FABRIKAM' AND customer_id = 'C-TAILSPIN' AND kind = 'overage';
-SELECT * FROM pg_temp.holders;
+SELECT * FROM demo.holders;
 
 \echo '== 7. Fabrikam moves it to its default Azure subscription (its own, allowed)'
 SELECT overage.assign_overage('P-FABRIKAM', 'C-TAILSPIN', 'PSTN-DOM', subscription_id,
 							  '2026-10-20 08:00+00')
   FROM overage.subscription
  WHERE partner_id = 'P-FABRIKAM' AND customer_id = 'C-TAILSPIN' AND kind = 'azure_subscription';
-SELECT * FROM pg_temp.holders;
+SELECT * FROM demo.holders;
 
 \echo '== 8. Fabrikam cancels its only E5 licence for Tailspin: automatic None'
 SELECT overage.cancel(:'fabrikam_e5', '2026-10-25 17:00+00');
-SELECT * FROM pg_temp.holders;
+SELECT * FROM demo.holders;
 \echo '   a purchase never re-enables None (Fabrikam buys again):'
 SELECT overage.purchase('P-FABRIKAM', 'C-TAILSPIN', 'CFQ7TTC0LF8Q', '0002', 2,
 						'2026-10-26 09:00+00') IS NOT NULL AS bought;
-SELECT * FROM pg_temp.holders;
+SELECT * FROM demo.holders;
 
 \echo '== The audit log (overage.assignment_log)'
-SELECT * FROM pg_temp.audit;
+SELECT * FROM demo.audit;
 \echo '== The holder history (overage.holder_period): no overlaps, None periods included'
 SELECT customer_id, service_id, coalesce(partner_id, 'None') AS holder, valid_from, valid_to
   FROM overage.holder_period ORDER BY customer_id, service_id, valid_from;
