@@ -139,6 +139,13 @@ overage_partner_eligible(Datum partner_id, Datum customer_id,
  *		The subscription that is to receive the overage must exist, belong
  *		to the partner and the customer, be an Azure or overage
  *		subscription, and be active at the instant of the change.
+ *
+ * The row is read FOR SHARE: a concurrent cancellation of the target
+ * (which locks and updates that row) is waited for, and the check then
+ * sees the cancelled row; and a cancellation that comes later waits for
+ * this transaction and then finds that the subscription receives overage.
+ * Without the lock both could commit and leave the overage on a cancelled
+ * subscription.
  */
 static void
 check_target(const HolderRow *row)
@@ -163,7 +170,8 @@ check_target(const HolderRow *row)
 
 	overage_spi_exec(&plan,
 					 "SELECT partner_id, customer_id, kind, created_at, ended_at"
-					 "  FROM overage.subscription WHERE subscription_id = $1",
+					 "  FROM overage.subscription WHERE subscription_id = $1"
+					 "   FOR SHARE",
 					 1, argtypes, values, NULL, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
