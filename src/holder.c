@@ -31,6 +31,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -331,6 +332,30 @@ holder_guard(PG_FUNCTION_ARGS)
 					 errhint("The holding partner must first set the overage to None (overage.release_overage).")));
 
 		SPI_finish();
+	}
+
+	/*
+	 * A direct UPDATE that changes the holder but leaves "reason" as it was
+	 * would log the previous change's reason (say "first-in" for a change to
+	 * None).  The API always sets the reason; for other writers derive it
+	 * from the change: None is a release, anything else an assignment.
+	 */
+	if (is_update && text_datum_eq(oldrow.reason, false, newrow.reason, false))
+	{
+		const char *derived = newrow.partner_null ? "release" : "assign";
+
+		if (strcmp(TextDatumGetCString(newrow.reason), derived) != 0)
+		{
+			int			attnum = SPI_fnumber(desc, "reason");
+			Datum		value = CStringGetTextDatum(derived);
+			bool		isnull = false;
+
+			if (attnum <= 0)
+				elog(ERROR, "column \"reason\" not found");
+			return PointerGetDatum(heap_modify_tuple_by_cols(trigdata->tg_newtuple,
+															 desc, 1, &attnum,
+															 &value, &isnull));
+		}
 	}
 
 	return PointerGetDatum(is_update ? trigdata->tg_newtuple : trigdata->tg_trigtuple);
