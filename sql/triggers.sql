@@ -235,6 +235,18 @@ SELECT v.stmt AS statement, t.try(v.stmt) AS result
 -- The full error, with its detail and hint.
 DELETE FROM overage.assignment_log;
 
+-- A direct UPDATE that changes the holder without naming a reason: the
+-- audit row does not repeat the previous change's reason (first-in,
+-- licence-ended) but says what happened: release for None, assign for a
+-- new holder.
+UPDATE overage.holder SET partner_id = NULL, subscription_id = NULL, since = '2026-10-09 09:00+00'
+ WHERE customer_id = 'c1' AND service_id = 'intl';
+UPDATE overage.holder SET partner_id = 'A', subscription_id = t.id('A/c1/azure_subscription'),
+	   since = '2026-10-09 09:00+00'
+ WHERE customer_id = 'c1' AND service_id = 'dom';
+SELECT * FROM t.log('c1') WHERE at >= '2026-10-09';
+SELECT service_id, reason FROM overage.holder WHERE customer_id = 'c1' ORDER BY 1;
+
 -- After all of that: the history is still consistent.
 SELECT count(*) AS overlapping_periods
   FROM overage.holder_period a
