@@ -15,7 +15,7 @@ call the database is compared with the model:
 
   * get_overage() of every customer (holder and "since" per service);
   * every subscription (partner, customer, kind, SKU, quantity, status,
-    created, ended);
+    created, ended), and the quantity history of the licences;
   * the audit log, row by row (from, to, instant, reason): one row per
     holder change;
   * holder_period: no overlapping periods, one open period per (customer,
@@ -122,6 +122,11 @@ SELECT json_build_object(
                             to_char(l.at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), l.reason)
                             ORDER BY l.log_id), '[]')
             FROM overage.assignment_log l),
+  'quantities', (SELECT coalesce(json_agg(json_build_array(q.subscription_id,
+                               to_char(q.valid_from AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
+                               to_char(q.valid_to AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), q.quantity)
+                               ORDER BY q.subscription_id, q.valid_from), '[]')
+                   FROM overage.license_quantity q),
   'overlaps', (SELECT count(*) FROM overage.holder_period a JOIN overage.holder_period b
                  ON a.customer_id = b.customer_id AND a.service_id = b.service_id
                 AND a.valid_from < b.valid_from
@@ -191,7 +196,8 @@ class Model:
         key = 'new%d' % self.pending
         self.subs[key] = {'partner': p, 'customer': c, 'kind': kind, 'product': product,
                           'quantity': qty, 'status': 'active', 'created': t, 'ended': None,
-                          'changed': t}
+                          'changed': t,
+                          'qhist': [[t, None, qty]] if kind == 'license' else []}
         return key
 
     # -- the API, as SPEC and the README say it behaves --------------------
@@ -246,6 +252,16 @@ class Model:
             return '55000'
         if t < s['changed']:
             return 'OV005'
+        if qty != s['quantity']:
+            # the quantity changes at t: a period that began at t is
+            # overwritten, otherwise the open one ends at t
+            h = s['qhist']
+            if h and h[-1][1] is None and h[-1][0] == t:
+                h[-1][2] = qty
+            else:
+                if h and h[-1][1] is None:
+                    h[-1][1] = t
+                h.append([t, None, qty])
         s['quantity'] = qty
         s['changed'] = t
         return None
@@ -265,6 +281,13 @@ class Model:
         s['status'] = 'cancelled'
         s['ended'] = t
         s['changed'] = t
+        if s['kind'] == 'license':
+            # the open quantity period ends at t; an empty one goes
+            h = s['qhist']
+            if h and h[-1][1] is None and h[-1][0] >= t:
+                h.pop()
+            if h and h[-1][1] is None:
+                h[-1][1] = t
         if s['kind'] == 'license':
             overage, services = SKUS[s['product']]
             if overage:
@@ -328,7 +351,7 @@ class Model:
 
 def copy_model(m):
     n = Model()
-    n.subs = {k: dict(v) for k, v in m.subs.items()}
+    n.subs = {k: dict(v, qhist=[list(x) for x in v['qhist']]) for k, v in m.subs.items()}
     n.holders = {k: dict(v) for k, v in m.holders.items()}
     n.log = list(m.log)
     n.pending = 0
@@ -381,8 +404,19 @@ class Scenario:
             args = [r.choice(PARTNERS), r.choice(CUSTOMERS), self.instant(False)]
         elif op == 'assign':
             p, c = r.choice(PARTNERS), r.choice(CUSTOMERS)
-            sub = self.pick_sub(TARGET_KINDS, p, c) if r.random() < 0.75 else self.pick_sub()
-            args = [p, c, r.choice(SERVICES), sub, self.instant(True)]
+            licensed = sorted(set((s['partner'], s['customer']) for s in self.model.subs.values()
+                                  if s['kind'] == 'license' and s['status'] == 'active'))
+            if licensed and r.random() < 0.6:
+                p, c = r.choice(licensed)   # mostly partners that might be eligible
+            sub = self.pick_sub(TARGET_KINDS, p, c) if r.random() < 0.75 else None
+            if sub is None:
+                sub = self.pick_sub()
+            services = sorted(set(svc for s in self.model.subs.values()
+                                  if s['kind'] == 'license' and s['status'] == 'active'
+                                  and s['partner'] == p and s['customer'] == c
+                                  and SKUS[s['product']][0] for svc in SKUS[s['product']][1]))
+            svc = r.choice(services) if services and r.random() < 0.7 else r.choice(SERVICES)
+            args = [p, c, svc, sub, self.instant(True)]
         else:
             args = [r.choice(PARTNERS), r.choice(CUSTOMERS), r.choice(SERVICES), self.instant(True)]
         # some invalid arguments: NULL or unknown
@@ -489,6 +523,11 @@ class Scenario:
                       for k, s in m.subs.items())
         if want != sorted(st['subs']):
             self.fail('subscriptions differ:\n  model    %r\n  database %r' % (want, sorted(st['subs'])))
+        # quantity history of the licences
+        want = sorted([k, f, ts(tt) if tt is not None else None, q]
+                      for k, s in m.subs.items() for f0, tt, q in s['qhist'] for f in [ts(f0)])
+        if want != sorted(st['quantities']):
+            self.fail('license_quantity differs:\n  model    %r\n  database %r' % (want, sorted(st['quantities'])))
         # holders, as get_overage shows them
         want = sorted([c, svc, h['partner'], h['sub'], ts(h['since'])]
                       for (c, svc), h in m.holders.items())
