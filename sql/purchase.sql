@@ -192,6 +192,21 @@ SELECT t.nm(subscription_id) AS subscription, kind, status, created_at, ended_at
 -- the new purchase does not re-enable the None
 SELECT * FROM t.holders('c2');
 
+-- Cancelling the Azure plan itself (SPEC is silent; current behaviour): it
+-- is allowed while its Azure and overage subscriptions stay active; no
+-- further Azure subscription can be made under it, and the next overage
+-- purchase provisions a new plan with a new default Azure subscription but
+-- keeps the active overage subscription.
+SELECT t.reg('B.old_plan', t.id('B/c1/azure_plan'));
+SELECT t.reg('B.old_azure', t.id('B/c1/azure_subscription'));
+SELECT overage.cancel(t.id('B.old_plan'), '2026-10-29 09:00+00');
+SELECT t.try($$SELECT overage.create_azure_subscription('B', 'c1', '2026-10-29 10:00+00')$$);
+SELECT t.reg('B.e5.2', overage.purchase('B', 'c1', 'E5', '0001', 1, '2026-10-30 09:00+00'));
+SELECT t.nm(subscription_id) AS subscription, kind, status, created_at, t.nm(parent_id) AS parent
+  FROM overage.subscription
+ WHERE partner_id = 'B' AND customer_id = 'c1' AND kind <> 'license'
+ ORDER BY created_at, kind;
+
 SET client_min_messages = warning;
 DROP SCHEMA t CASCADE;
 DROP EXTENSION overage;
