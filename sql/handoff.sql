@@ -179,6 +179,16 @@ SELECT * FROM t.periods('c1') WHERE valid_from >= '2026-10-09';
 SELECT from_partner, to_partner, to_sub, at, reason FROM t.log('c1')
  WHERE at >= '2026-10-11';
 
+-- Releasing what is already None is a no-op even with an instant earlier
+-- than the last change (current behaviour: nothing changes, so there is
+-- nothing to order); so is releasing a service that never had a holder.
+SELECT overage.release_overage('A', 'c1', 'intl', '2026-10-12 09:00+00');
+SELECT t.try($$SELECT overage.release_overage('A', 'c1', 'intl', '2026-10-01 09:00+00')$$);
+SELECT t.try($$SELECT overage.release_overage('B', 'c2', 'dom', '2026-10-01 09:00+00')$$);
+SELECT * FROM t.holders('c1');
+SELECT * FROM t.holders('c2');
+SELECT count(*) AS log_rows FROM overage.assignment_log;
+
 SET client_min_messages = warning;
 DROP OWNED BY regress_overage_agent;
 DROP ROLE regress_overage_agent;
