@@ -130,7 +130,12 @@ SELECT v.case, r.*
 	(9, 'NULL quantity',			$$SELECT overage.purchase('A', 'c1', 'E5', '0001', NULL, '2026-10-10 09:00+00')$$),
 	(10, 'NULL at',					$$SELECT overage.purchase('A', 'c1', 'E5', '0001', 1, NULL)$$),
 	(11, 'quantity 0',				$$SELECT overage.purchase('A', 'c1', 'E5', '0001', 0, '2026-10-10 09:00+00')$$),
-	(12, 'quantity -3',				$$SELECT overage.purchase('B', 'c2', 'E5', '0001', -3, '2026-10-10 09:00+00')$$)
+	(12, 'quantity -3',				$$SELECT overage.purchase('B', 'c2', 'E5', '0001', -3, '2026-10-10 09:00+00')$$),
+	-- (current behaviour, SPEC is silent) a purchase dated before the
+	-- partner's overage subscription existed, of a SKU with a service that
+	-- never had a holder: first-in cannot give it to a subscription that
+	-- did not exist yet, and the purchase is refused as a whole
+	(13, 'backdated, first-in',		$$SELECT overage.purchase('A', 'c2', 'E5', '0001', 1, '2026-10-01 10:00+00')$$)
 	) AS v(n, "case", stmt), t.refused(v.stmt) r ORDER BY v.n;
 
 -- the refused purchase for c2 provisioned nothing for B (all or nothing)
