@@ -31,6 +31,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -139,6 +140,13 @@ overage_partner_eligible(Datum partner_id, Datum customer_id,
  *		The subscription that is to receive the overage must exist, belong
  *		to the partner and the customer, be an Azure or overage
  *		subscription, and be active at the instant of the change.
+ *
+ * The row is read FOR SHARE: a concurrent cancellation of the target
+ * (which locks and updates that row) is waited for, and the check then
+ * sees the cancelled row; and a cancellation that comes later waits for
+ * this transaction and then finds that the subscription receives overage.
+ * Without the lock both could commit and leave the overage on a cancelled
+ * subscription.
  */
 static void
 check_target(const HolderRow *row)
@@ -163,7 +171,8 @@ check_target(const HolderRow *row)
 
 	overage_spi_exec(&plan,
 					 "SELECT partner_id, customer_id, kind, created_at, ended_at"
-					 "  FROM overage.subscription WHERE subscription_id = $1",
+					 "  FROM overage.subscription WHERE subscription_id = $1"
+					 "   FOR SHARE",
 					 1, argtypes, values, NULL, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -323,6 +332,30 @@ holder_guard(PG_FUNCTION_ARGS)
 					 errhint("The holding partner must first set the overage to None (overage.release_overage).")));
 
 		SPI_finish();
+	}
+
+	/*
+	 * A direct UPDATE that changes the holder but leaves "reason" as it was
+	 * would log the previous change's reason (say "first-in" for a change to
+	 * None).  The API always sets the reason; for other writers derive it
+	 * from the change: None is a release, anything else an assignment.
+	 */
+	if (is_update && text_datum_eq(oldrow.reason, false, newrow.reason, false))
+	{
+		const char *derived = newrow.partner_null ? "release" : "assign";
+
+		if (strcmp(TextDatumGetCString(newrow.reason), derived) != 0)
+		{
+			int			attnum = SPI_fnumber(desc, "reason");
+			Datum		value = CStringGetTextDatum(derived);
+			bool		isnull = false;
+
+			if (attnum <= 0)
+				elog(ERROR, "column \"reason\" not found");
+			return PointerGetDatum(heap_modify_tuple_by_cols(trigdata->tg_newtuple,
+															 desc, 1, &attnum,
+															 &value, &isnull));
+		}
 	}
 
 	return PointerGetDatum(is_update ? trigdata->tg_newtuple : trigdata->tg_trigtuple);
