@@ -10,6 +10,7 @@
  *	  subscription.c	triggers on subscriptions: quantity history, time
  *					order, automatic release when the last licence ends
  *	  guard.c		append-only/immutability triggers for history tables
+ *	  caller.c		the role the session acts as (authorization, audit)
  *
  * This file only carries the module magic.
  *
