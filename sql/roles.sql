@@ -107,6 +107,11 @@ SELECT roles_test.try($$SELECT overage.add_agent('regress_overage_roles_none', '
 SELECT roles_test.try($$SELECT overage.add_agent('regress_overage_no_such_role', 'P1', 'sales_agent')$$);
 SELECT roles_test.try($$SELECT overage.add_agent('regress_overage_roles_ga', 'P2', 'sales_agent')$$);
 SELECT roles_test.try($$SELECT overage.remove_agent('regress_overage_roles_none')$$);
+SELECT roles_test.try($$SELECT overage.add_agent('pg_signal_backend', 'P1', 'sales_agent')$$);
+
+-- instants are finite (every API function that takes one)
+SELECT roles_test.try($$SELECT overage.purchase('P1', 'C1', 'BB', '0001', 1, 'infinity')$$);
+SELECT roles_test.try($$SELECT overage.release_overage('P1', 'C1', 'voice', '-infinity')$$);
 
 SELECT role_name, partner_id, agent_role FROM overage.agent ORDER BY role_name;
 

@@ -93,7 +93,7 @@ BEGIN
 			RETURN false;
 		ELSE
 			RAISE EXCEPTION 'unknown action "%"', action
-				USING ERRCODE = 'internal_error';
+				USING ERRCODE = 'invalid_parameter_value';
 	END CASE;
 END
 $$;
@@ -267,6 +267,23 @@ $$;
 COMMENT ON FUNCTION @extschema@._authorize_customer(text, text) IS
 'Internal: like _authorize, for a customer: the agent''s partner must have bought for it (any subscription, cancelled too); a customer of other partners only and one that does not exist give the same error';
 
+CREATE FUNCTION @extschema@._require_finite(argname text, value timestamptz)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT pg_catalog.isfinite(value) THEN
+		RAISE EXCEPTION 'argument "%" must be a finite instant', argname
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('The value given was %s.', value);
+	END IF;
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@._require_finite(text, timestamptz) IS
+'Internal: raises invalid_parameter_value (22023) when an instant is infinity or -infinity (NULL passes: _require reports it)';
+
 ------------------------------------------------------------------------------
 -- Managing agents (operator only)
 ------------------------------------------------------------------------------
@@ -301,6 +318,11 @@ BEGIN
 		RAISE EXCEPTION 'role "%" does not exist', add_agent.role_name
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'Create the role first (CREATE ROLE).';
+	END IF;
+	IF left(add_agent.role_name::text, 3) = 'pg_' THEN
+		RAISE EXCEPTION 'role "%" is reserved and cannot be an agent', add_agent.role_name
+			USING ERRCODE = 'reserved_name',
+				  DETAIL = 'Role names starting with "pg_" are PostgreSQL''s predefined roles.';
 	END IF;
 	IF add_agent.partner_id IS NOT NULL THEN
 		PERFORM @extschema@._require_exists('partner', add_agent.partner_id);
@@ -398,6 +420,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	PERFORM @extschema@._require_finite('at', purchase.at);
 	PERFORM @extschema@._require('partner_id', purchase.partner_id);
 	PERFORM @extschema@._authorize('purchase', purchase.partner_id);
 	RETURN overage_internal.purchase(purchase.partner_id, purchase.customer_id,
@@ -416,6 +439,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	PERFORM @extschema@._require_finite('at', set_quantity.at);
 	PERFORM @extschema@._require('subscription_id', set_quantity.subscription_id);
 	PERFORM @extschema@._authorize_subscription('purchase', set_quantity.subscription_id);
 	PERFORM overage_internal.set_quantity(set_quantity.subscription_id,
@@ -433,6 +457,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	PERFORM @extschema@._require_finite('at', cancel.at);
 	PERFORM @extschema@._require('subscription_id', cancel.subscription_id);
 	PERFORM @extschema@._authorize_subscription('purchase', cancel.subscription_id);
 	PERFORM overage_internal.cancel(cancel.subscription_id, cancel.at);
@@ -450,6 +475,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	PERFORM @extschema@._require_finite('at', create_azure_subscription.at);
 	PERFORM @extschema@._require('partner_id', create_azure_subscription.partner_id);
 	PERFORM @extschema@._authorize('purchase', create_azure_subscription.partner_id);
 	RETURN overage_internal.create_azure_subscription(
@@ -502,6 +528,7 @@ DECLARE
 	held_by	text;
 	held_at	timestamptz;
 BEGIN
+	PERFORM @extschema@._require_finite('at', assign_overage.at);
 	PERFORM @extschema@._require('partner_id', assign_overage.partner_id);
 	PERFORM @extschema@._require('customer_id', assign_overage.customer_id);
 	PERFORM @extschema@._require('subscription_id', assign_overage.subscription_id);
@@ -551,6 +578,7 @@ DECLARE
 	held_by	text;
 	held_at	timestamptz;
 BEGIN
+	PERFORM @extschema@._require_finite('at', release_overage.at);
 	PERFORM @extschema@._require('partner_id', release_overage.partner_id);
 	PERFORM @extschema@._require('customer_id', release_overage.customer_id);
 	mine := @extschema@._authorize('assign', release_overage.partner_id);
