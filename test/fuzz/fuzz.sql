@@ -190,6 +190,7 @@ SELECT who, sqlstate, message, left(stmt, 160) AS stmt
   FROM fuzz.result
  WHERE sqlstate LIKE 'XX%' OR sqlstate LIKE '58%' OR sqlstate = '42883'
  ORDER BY n;
+SET client_min_messages = notice;
 DO $$
 BEGIN
 	IF EXISTS (SELECT 1 FROM fuzz.result
