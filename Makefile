@@ -22,3 +22,9 @@ PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializer
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# C under AddressSanitizer + UBSan (and VALGRIND=1: the fuzz script under
+# valgrind); slow, not part of the CI test command.  See test/asan/run.sh.
+.PHONY: check-asan
+check-asan:
+	VALGRIND=$(VALGRIND) bash test/asan/run.sh

@@ -10,6 +10,7 @@
  *	  subscription.c	triggers on subscriptions: quantity history, time
  *					order, automatic release when the last licence ends
  *	  guard.c		append-only/immutability triggers for history tables
+ *	  caller.c		the role the session acts as (authorization, audit)
  *
  * This file only carries the module magic.
  *
@@ -20,3 +21,28 @@
 #include "fmgr.h"
 
 PG_MODULE_MAGIC;
+
+#ifdef OVERAGE_ASAN
+/*
+ * Sanitizer builds only (test/asan/run.sh).  A backend overwrites its
+ * original environment block with the process title, so a sanitizer
+ * runtime that is loaded with this module, after the server started,
+ * cannot read ASAN_OPTIONS/UBSAN_OPTIONS from /proc/self/environ; the
+ * options are compiled in instead.
+ */
+const char *__asan_default_options(void);
+const char *__ubsan_default_options(void);
+
+const char *
+__asan_default_options(void)
+{
+	return "verify_asan_link_order=0:detect_leaks=0:abort_on_error=1"
+		":log_path=" OVERAGE_ASAN_LOG;
+}
+
+const char *
+__ubsan_default_options(void)
+{
+	return "print_stacktrace=1:halt_on_error=1:log_path=" OVERAGE_ASAN_LOG;
+}
+#endif

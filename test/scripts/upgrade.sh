@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# upgrade: ALTER EXTENSION overage UPDATE from 1.0 to 1.1 keeps every row
+# and gives the same extension as a fresh CREATE EXTENSION.
+#
+# Runs inside pg_virtualenv (PGHOST/PGPORT/PGUSER of a superuser).  Installs
+# 1.0, fills it through the 1.0 API, updates, and checks that
+#   - every row of every table and sequence 1.0 registered is unchanged;
+#   - the objects of the upgraded extension (functions with their security,
+#     search_path and privileges, tables with row-level security, policies)
+#     are the same as those of a fresh install of the default version;
+#   - the new objects work: agents, authorization, row-level security.
+# Exits non-zero with a message on any difference.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+OLD=overage_upgrade_old
+NEW=overage_upgrade_fresh
+WORK=$(mktemp -d)
+chmod 777 "$WORK"
+ROLES="regress_overage_upgrade_p1 regress_overage_upgrade_p2"
+
+fail() { echo "upgrade: FAILED: $*" >&2; exit 1; }
+cleanup() {
+	for db in $OLD $NEW; do dropdb --if-exists "$db" 2>/dev/null || true; done
+	for r in $ROLES; do command psql -X -q -d postgres -c "DROP ROLE IF EXISTS $r" >/dev/null 2>&1 || true; done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+for db in $OLD $NEW; do dropdb --if-exists "$db" 2>/dev/null || true; done
+
+psql() { command psql -X -v ON_ERROR_STOP=1 -q "$@"; }
+
+createdb "$OLD"
+createdb "$NEW"
+
+echo "== installing 1.0 and filling it through the 1.0 API"
+psql -d "$OLD" <<'SQL'
+SET timezone = 'UTC';
+CREATE EXTENSION overage VERSION '1.0';
+INSERT INTO overage.service (service_id, name, unit_price) VALUES ('voice', 'Domestic calling', 0.02);
+INSERT INTO overage.sku (product_id, sku_id, title, tags) VALUES
+	('E5', '0001', 'Microsoft 365 E5 with Calling Plan', 'IncludeOverage');
+INSERT INTO overage.sku_service VALUES ('E5', '0001', 'voice', 120);
+INSERT INTO overage.partner VALUES ('P1', 'Contoso'), ('P2', 'Fabrikam');
+INSERT INTO overage.customer VALUES ('C1', 'Tailspin', 'US');
+SELECT overage.purchase('P1', 'C1', 'E5', '0001', 10, '2026-01-01') AS l1 \gset
+SELECT overage.purchase('P2', 'C1', 'E5', '0001', 5, '2026-01-02') AS l2 \gset
+SELECT overage.set_quantity(:'l1', 11, '2026-01-03');
+SELECT overage.release_overage('P1', 'C1', 'voice', '2026-01-04');
+SELECT overage.assign_overage('P2', 'C1', 'voice', s.subscription_id, '2026-01-05')
+  FROM overage.subscription s WHERE s.partner_id = 'P2' AND s.kind = 'overage';
+SELECT overage.cancel(:'l1', '2026-01-06');
+SQL
+
+snapshot() {
+	local db=$1 out=$2
+	psql -At -d "$db" -c "SELECT c.oid::regclass, c.relkind FROM pg_extension e,
+		unnest(e.extconfig) AS t(oid) JOIN pg_class c ON c.oid = t.oid
+		WHERE e.extname = 'overage' ORDER BY 1" |
+	while IFS='|' read -r rel kind; do
+		echo "### $rel"
+		if [ "$kind" = S ]; then
+			psql -At -d "$db" -c "SELECT last_value, is_called FROM $rel"
+		else
+			psql -At -d "$db" -c "SELECT t::text FROM $rel t ORDER BY 1"
+		fi
+	done > "$out"
+}
+snapshot "$OLD" "$WORK/before.rows"
+
+echo "== ALTER EXTENSION overage UPDATE"
+psql -d "$OLD" -c "ALTER EXTENSION overage UPDATE"
+version=$(psql -At -d "$OLD" -c "SELECT extversion FROM pg_extension WHERE extname = 'overage'")
+default=$(psql -At -d "$OLD" -c "SELECT default_version FROM pg_available_extensions WHERE name = 'overage'")
+[ "$version" = "$default" ] || fail "updated to $version, default version is $default"
+echo "   now at $version"
+
+# the rows of the tables 1.0 registered (new tables are compared as empty)
+snapshot "$OLD" "$WORK/after.rows"
+if ! diff -u "$WORK/before.rows" <(awk -v f="$WORK/before.rows" '
+	BEGIN { while ((getline l < f) > 0) if (l ~ /^### /) keep[l] = 1 }
+	/^### / { on = ($0 in keep) } on' "$WORK/after.rows"); then
+	fail "rows changed by the update (diff above)"
+fi
+echo "   every row of $(grep -c '^###' "$WORK/before.rows") tables and sequences is unchanged"
+
+echo "== the upgraded extension is the same as a fresh install"
+psql -d "$NEW" -c "CREATE EXTENSION overage"
+shape() {
+	psql -At -d "$1" <<'SQL'
+-- every member object
+SELECT 'object ' || pg_describe_object(d.classid, d.objid, 0)
+  FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+ WHERE e.extname = 'overage' AND d.deptype = 'e'
+UNION ALL
+-- functions: security, configuration, volatility, privileges, body
+SELECT 'function ' || p.oid::regprocedure || ' secdef=' || p.prosecdef
+	   || ' config=' || coalesce(array_to_string(p.proconfig, ','), '-')
+	   || ' volatile=' || p.provolatile::text || ' strict=' || p.proisstrict
+	   || ' acl=' || coalesce(p.proacl::text, 'default')
+	   || ' body=' || md5(coalesce(p.prosrc, '') || coalesce(pg_get_function_sqlbody(p.oid), ''))
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname IN ('overage', 'overage_internal')
+UNION ALL
+-- tables: row-level security, privileges, columns
+SELECT 'table ' || c.oid::regclass || ' rls=' || c.relrowsecurity
+	   || ' force=' || c.relforcerowsecurity
+	   || ' acl=' || coalesce(c.relacl::text, 'default')
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname IN ('overage', 'overage_internal') AND c.relkind IN ('r', 'S', 'v')
+UNION ALL
+SELECT 'column ' || a.attrelid::regclass || '.' || a.attname || ' '
+	   || format_type(a.atttypid, a.atttypmod) || ' notnull=' || a.attnotnull
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'overage' AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+UNION ALL
+SELECT 'policy ' || schemaname || '.' || tablename || ' ' || policyname || ' '
+	   || cmd || ' ' || array_to_string(roles, ',') || ' ' || coalesce(qual, '') || ' '
+	   || coalesce(with_check, '')
+  FROM pg_policies WHERE schemaname = 'overage'
+UNION ALL
+SELECT 'schema ' || nspname || ' acl=' || coalesce(nspacl::text, 'default')
+  FROM pg_namespace WHERE nspname IN ('overage', 'overage_internal')
+UNION ALL
+SELECT 'config ' || c.oid::regclass
+  FROM pg_extension e, unnest(e.extconfig) AS t(oid) JOIN pg_class c ON c.oid = t.oid
+ WHERE e.extname = 'overage'
+ORDER BY 1;
+SQL
+}
+shape "$OLD" > "$WORK/upgraded.shape"
+shape "$NEW" > "$WORK/fresh.shape"
+if ! diff -u "$WORK/fresh.shape" "$WORK/upgraded.shape"; then
+	fail "the upgraded extension differs from a fresh install (diff above: - fresh, + upgraded)"
+fi
+echo "   $(wc -l < "$WORK/fresh.shape") catalog facts are the same"
+
+echo "== the new objects work on the upgraded data"
+for r in $ROLES; do psql -d postgres -c "CREATE ROLE $r"; done
+psql -d "$OLD" <<'SQL'
+SET timezone = 'UTC';
+SELECT overage.add_agent('regress_overage_upgrade_p1', 'P1', 'global_admin');
+SELECT overage.add_agent('regress_overage_upgrade_p2', 'P2', 'admin_agent');
+SET ROLE regress_overage_upgrade_p2;
+DO $$
+DECLARE
+	n int;
+BEGIN
+	-- row-level security: P2 sees its own 1.0 subscriptions only
+	SELECT count(*) INTO n FROM overage.subscription WHERE partner_id <> 'P2';
+	IF n <> 0 THEN
+		RAISE EXCEPTION 'P2 sees % subscriptions of other partners', n;
+	END IF;
+	SELECT count(*) INTO n FROM overage.subscription;
+	IF n = 0 THEN
+		RAISE EXCEPTION 'P2 sees none of its 1.0 subscriptions';
+	END IF;
+	-- the 1.0 holder row is P2's and readable through GET
+	IF NOT EXISTS (SELECT 1 FROM overage.get_overage('C1')
+				    WHERE partner_id = 'P2' AND subscription_id IS NOT NULL) THEN
+		RAISE EXCEPTION 'get_overage lost the 1.0 holder';
+	END IF;
+	-- authorization: another partner's id is refused
+	BEGIN
+		PERFORM overage.purchase('P1', 'C1', 'E5', '0001', 1, '2026-02-01');
+		RAISE EXCEPTION 'P2 could buy for P1';
+	EXCEPTION WHEN insufficient_privilege THEN
+		NULL;
+	END;
+	-- and its own work goes on: release at a later instant
+	PERFORM overage.release_overage('P2', 'C1', 'voice', '2026-02-01');
+END
+$$;
+RESET ROLE;
+-- the audit row names the agent
+SELECT 1/(count(*))::int AS audited FROM overage.assignment_log
+ WHERE by_role = 'regress_overage_upgrade_p2' AND reason = 'release';
+SQL
+
+echo "upgrade: ok"
