@@ -107,6 +107,7 @@ CREATE ROLE regress_overage_agent;
 GRANT USAGE ON SCHEMA overage, t TO regress_overage_agent;
 GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA overage, t TO regress_overage_agent;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA overage TO regress_overage_agent;
+SELECT overage.add_agent('regress_overage_agent', NULL, 'operator');
 SET ROLE regress_overage_agent;
 
 -- While A holds it, B cannot assign it (OV002) ...
