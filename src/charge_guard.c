@@ -35,7 +35,7 @@ refuse_closed(Datum month, const char *what)
 	ereport(ERROR,
 			(errcode(ERRCODE_OVERAGE_MONTH_CLOSED),
 			 errmsg("month %s is closed",
-					DatumGetCString(DirectFunctionCall1(date_out, month))),
+					overage_date_str(DatumGetDateADT(month))),
 			 errdetail("Charge lines of a closed month cannot be %s.", what),
 			 errhint("A closed month is final; correct it in a later month.")));
 }
@@ -61,7 +61,7 @@ month_closed(Datum month)
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 				 errmsg("month %s is not a billing month",
-						DatumGetCString(DirectFunctionCall1(date_out, month))),
+						overage_date_str(DatumGetDateADT(month))),
 				 errdetail("Charge lines are written by overage.close_month().")));
 	closed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 										SPI_tuptable->tupdesc, 1, &isnull));

@@ -1109,9 +1109,9 @@ BEGIN
 	SELECT b.closed_at INTO closed FROM @extschema@.billing_month b
 	 WHERE b.month = m FOR UPDATE;
 	IF closed IS NOT NULL THEN
-		RAISE EXCEPTION 'month % is already closed', m
+		RAISE EXCEPTION 'month % is already closed', to_char(m, 'YYYY-MM-DD')
 			USING ERRCODE = 'OV006',
-				  DETAIL = format('It was closed at %s; its charge lines are final.', closed);
+				  DETAIL = 'Its charge lines are final; billing_month.closed_at tells when it was closed.';
 	END IF;
 
 	INSERT INTO @extschema@.charge SELECT * FROM @extschema@.preview_month(m);
@@ -1151,10 +1151,11 @@ BEGIN
 	SELECT b.closed_at INTO closed FROM @extschema@.billing_month b
 	 WHERE b.month = m;
 	IF closed IS NULL THEN
-		RAISE EXCEPTION 'month % is not closed', m
+		RAISE EXCEPTION 'month % is not closed', to_char(m, 'YYYY-MM-DD')
 			USING ERRCODE = 'OV007',
 				  DETAIL = 'The reconciliation file lists the final charge lines of a closed month.',
-				  HINT = format('Close the month first: SELECT overage.close_month(%L);', m);
+				  HINT = format('Close the month first: SELECT overage.close_month(%L);',
+								to_char(m, 'YYYY-MM-DD'));
 	END IF;
 
 	RETURN QUERY

@@ -61,5 +61,6 @@ extern bool overage_partner_eligible(Datum partner_id, Datum customer_id,
 #include "utils/timestamp.h"
 extern DateADT overage_month_of(TimestampTz t, TimestampTz *start,
 								TimestampTz *end);
+extern char *overage_date_str(DateADT d);
 
 #endif							/* OVERAGE_H */

@@ -164,6 +164,20 @@ overage_month_of(TimestampTz t, TimestampTz *start, TimestampTz *end)
 	return month;
 }
 
+/* "YYYY-MM-DD" of a date, whatever DateStyle says (for messages) */
+char *
+overage_date_str(DateADT d)
+{
+	int			y,
+				m,
+				day;
+
+	if (DATE_NOT_FINITE(d))
+		return pstrdup(DATE_IS_NOBEGIN(d) ? "-infinity" : "infinity");
+	j2date(d + POSTGRES_EPOCH_JDATE, &y, &m, &day);
+	return psprintf("%04d-%02d-%02d", y, m, day);
+}
+
 typedef struct IngestState
 {
 	HTAB	   *groups;
@@ -483,15 +497,14 @@ usage_ingest(PG_FUNCTION_ARGS)
 		{
 			bool		isnull;
 			Datum		m = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull);
-			Datum		c = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull);
 
+			(void) SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull);
 			if (!isnull)
 				ereport(ERROR,
 						(errcode(ERRCODE_OVERAGE_MONTH_CLOSED),
 						 errmsg("month %s is closed",
-								DatumGetCString(DirectFunctionCall1(date_out, m))),
-						 errdetail("The month was closed at %s; its charge lines are final and usage dated in it is refused.",
-								   timestamptz_to_str(DatumGetTimestampTz(c))),
+								overage_date_str(DatumGetDateADT(m))),
+						 errdetail("Its charge lines are final, so usage dated in it is refused."),
 						 errhint("Nothing of the statement was written; keep the record and settle it outside the closed month.")));
 		}
 	}
