@@ -14,9 +14,10 @@
  *		 a hash table per (customer, service, month): calls, seconds, first
  *		 and last start (old rows of UPDATE/DELETE count negatively);
  *	  2. checks that every distinct customer and service exists, locking
- *		 them FOR KEY SHARE as a foreign key would (one query each);
- *	  3. creates the billing_month rows of the months touched and locks them
- *		 FOR SHARE in month order, refusing any closed month (OV006).
+ *		 them FOR KEY SHARE as a foreign key would (one query for both);
+ *	  3. locks the billing_month rows of the months touched FOR SHARE in
+ *		 month order (creating missing ones first), refusing any closed
+ *		 month (OV006).
  *		 close_month locks the month FOR UPDATE, so a close waits for this
  *		 transaction and an ingest after a close sees it closed: a call is
  *		 in the closed month's lines or refused, never lost;
@@ -319,46 +320,127 @@ distinct_strings(char **items, int n)
 	return k;
 }
 
-/* every id exists (locked FOR KEY SHARE) or the statement fails */
+/* the first id of ids that names no row, for the message */
 static void
-check_ids(SPIPlanPtr *lock_plan, const char *lock_sql,
-		  SPIPlanPtr *missing_plan, const char *missing_sql,
-		  const char *what, char **ids, int n)
+report_missing(SPIPlanPtr *plan, const char *sql, const char *what,
+			   Datum ids)
 {
 	Oid			argtypes[1] = {TEXTARRAYOID};
 	Datum		values[1];
+	bool		isnull;
+	char	   *id;
 
-	values[0] = PointerGetDatum(text_array(ids, n));
-	overage_spi_exec(lock_plan, lock_sql, 1, argtypes, values, NULL, 0);
-	if (SPI_processed == (uint64) n)
-		return;
-
-	overage_spi_exec(missing_plan, missing_sql, 1, argtypes, values, NULL, 1);
+	values[0] = ids;
+	overage_spi_exec(plan, sql, 1, argtypes, values, NULL, 1);
 	if (SPI_processed == 0)
 		elog(ERROR, "%s check disagrees with itself", what);
+	id = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	ereport(ERROR,
+			(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+			 errmsg("%s \"%s\" does not exist", what, id),
+			 errdetail("Usage can only be recorded for a known %s.", what),
+			 errhint("Nothing of the statement was written.")));
+}
+
+/*
+ * check_parties
+ *		Every customer and service exists, locked FOR KEY SHARE as a foreign
+ *		key check would (so neither can be deleted before we commit), in one
+ *		round trip; a second one only to name the missing id.
+ */
+static void
+check_parties(char **customers, int nc, char **services, int ns)
+{
+	static SPIPlanPtr lock_plan = NULL;
+	static SPIPlanPtr cust_missing = NULL;
+	static SPIPlanPtr svc_missing = NULL;
+	Oid			argtypes[2] = {TEXTARRAYOID, TEXTARRAYOID};
+	Datum		values[2];
+	bool		isnull;
+	int64		found_c;
+	int64		found_s;
+
+	values[0] = PointerGetDatum(text_array(customers, nc));
+	values[1] = PointerGetDatum(text_array(services, ns));
+	overage_spi_exec(&lock_plan,
+					 "SELECT (SELECT count(*) FROM (SELECT 1 FROM overage.customer c"
+					 "  WHERE c.customer_id = ANY ($1) FOR KEY SHARE) l),"
+					 " (SELECT count(*) FROM (SELECT 1 FROM overage.service s"
+					 "  WHERE s.service_id = ANY ($2) FOR KEY SHARE) l)",
+					 2, argtypes, values, NULL, 1);
+	found_c = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+	found_s = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 2, &isnull));
+	if (found_c != nc)
+		report_missing(&cust_missing,
+					   "SELECT u.id FROM unnest($1::text[]) u(id)"
+					   " WHERE NOT EXISTS (SELECT 1 FROM overage.customer c"
+					   " WHERE c.customer_id = u.id) ORDER BY 1",
+					   "customer", values[0]);
+	if (found_s != ns)
+		report_missing(&svc_missing,
+					   "SELECT u.id FROM unnest($1::text[]) u(id)"
+					   " WHERE NOT EXISTS (SELECT 1 FROM overage.service s"
+					   " WHERE s.service_id = u.id) ORDER BY 1",
+					   "service", values[1]);
+}
+
+/*
+ * lock_months
+ *		Lock the months FOR SHARE, in order, creating the missing rows
+ *		first; refuse a closed month.  Usually the months exist: one round
+ *		trip.  FOR SHARE waits for a close_month in progress and then sees
+ *		its closed_at (READ COMMITTED re-reads the locked row).
+ */
+static void
+lock_months(DateADT *months, int nm)
+{
+	static SPIPlanPtr month_insert = NULL;
+	static SPIPlanPtr month_lock = NULL;
+	Datum	   *md = palloc(sizeof(Datum) * nm);
+	Oid			argtypes[1] = {DATEARRAYOID};
+	Datum		values[1];
+	const char *lock_sql =
+		"SELECT b.month, b.closed_at FROM overage.billing_month b"
+		" WHERE b.month = ANY ($1) ORDER BY b.month FOR SHARE";
+
+	for (int i = 0; i < nm; i++)
+		md[i] = DateADTGetDatum(months[i]);
+	values[0] = PointerGetDatum(construct_array(md, nm, DATEOID, 4, true, TYPALIGN_INT));
+
+	overage_spi_exec(&month_lock, lock_sql, 1, argtypes, values, NULL, 0);
+	if (SPI_processed != (uint64) nm)
+	{
+		overage_spi_exec(&month_insert,
+						 "INSERT INTO overage.billing_month (month)"
+						 " SELECT m FROM unnest($1::date[]) m ORDER BY m"
+						 " ON CONFLICT (month) DO NOTHING",
+						 1, argtypes, values, NULL, 0);
+		overage_spi_exec(&month_lock, lock_sql, 1, argtypes, values, NULL, 0);
+		if (SPI_processed != (uint64) nm)
+			elog(ERROR, "usage_ingest: billing month rows missing");
+	}
+	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		bool		isnull;
-		char	   *id = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
-														   SPI_tuptable->tupdesc,
-														   1, &isnull));
+		Datum		m = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull);
 
-		ereport(ERROR,
-				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-				 errmsg("%s \"%s\" does not exist", what, id),
-				 errdetail("Usage can only be recorded for a known %s.", what),
-				 errhint("Nothing of the statement was written.")));
+		(void) SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull);
+		if (!isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_OVERAGE_MONTH_CLOSED),
+					 errmsg("month %s is closed",
+							overage_date_str(DatumGetDateADT(m))),
+					 errdetail("Its charge lines are final, so usage dated in it is refused."),
+					 errhint("Nothing of the statement was written; keep the record and settle it outside the closed month.")));
 	}
 }
 
 Datum
 usage_ingest(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr cust_lock = NULL;
-	static SPIPlanPtr cust_missing = NULL;
-	static SPIPlanPtr svc_lock = NULL;
-	static SPIPlanPtr svc_missing = NULL;
-	static SPIPlanPtr month_insert = NULL;
-	static SPIPlanPtr month_lock = NULL;
 	static SPIPlanPtr figures = NULL;
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	TriggerEvent event;
@@ -436,41 +518,20 @@ usage_ingest(PG_FUNCTION_ARGS)
 	{
 		char	  **customers = palloc(sizeof(char *) * ngroups);
 		char	  **services = palloc(sizeof(char *) * ngroups);
-		int			nc,
-					ns;
 
 		for (i = 0; i < ngroups; i++)
 		{
 			customers[i] = (char *) sorted[i]->key.customer;
 			services[i] = (char *) sorted[i]->key.service;
 		}
-		nc = distinct_strings(customers, ngroups);
-		ns = distinct_strings(services, ngroups);
-		check_ids(&cust_lock,
-				  "SELECT 1 FROM overage.customer c"
-				  " WHERE c.customer_id = ANY ($1) FOR KEY SHARE",
-				  &cust_missing,
-				  "SELECT u.id FROM unnest($1::text[]) u(id)"
-				  " WHERE NOT EXISTS (SELECT 1 FROM overage.customer c"
-				  " WHERE c.customer_id = u.id) ORDER BY 1",
-				  "customer", customers, nc);
-		check_ids(&svc_lock,
-				  "SELECT 1 FROM overage.service s"
-				  " WHERE s.service_id = ANY ($1) FOR KEY SHARE",
-				  &svc_missing,
-				  "SELECT u.id FROM unnest($1::text[]) u(id)"
-				  " WHERE NOT EXISTS (SELECT 1 FROM overage.service s"
-				  " WHERE s.service_id = u.id) ORDER BY 1",
-				  "service", services, ns);
+		check_parties(customers, distinct_strings(customers, ngroups),
+					  services, distinct_strings(services, ngroups));
 	}
 
 	/* 3. the months exist, are open, and stay open until we commit */
 	{
 		DateADT    *months = palloc(sizeof(DateADT) * ngroups);
-		Datum	   *md = palloc(sizeof(Datum) * ngroups);
 		int			nm = 0;
-		Oid			argtypes[1] = {DATEARRAYOID};
-		Datum		values[1];
 
 		for (i = 0; i < ngroups; i++)
 			months[i] = sorted[i]->key.month;
@@ -478,35 +539,7 @@ usage_ingest(PG_FUNCTION_ARGS)
 		for (i = 0; i < ngroups; i++)
 			if (nm == 0 || months[nm - 1] != months[i])
 				months[nm++] = months[i];
-		for (i = 0; i < nm; i++)
-			md[i] = DateADTGetDatum(months[i]);
-		values[0] = PointerGetDatum(construct_array(md, nm, DATEOID, 4, true, TYPALIGN_INT));
-
-		overage_spi_exec(&month_insert,
-						 "INSERT INTO overage.billing_month (month)"
-						 " SELECT m FROM unnest($1::date[]) m ORDER BY m"
-						 " ON CONFLICT (month) DO NOTHING",
-						 1, argtypes, values, NULL, 0);
-		overage_spi_exec(&month_lock,
-						 "SELECT b.month, b.closed_at FROM overage.billing_month b"
-						 " WHERE b.month = ANY ($1) ORDER BY b.month FOR SHARE",
-						 1, argtypes, values, NULL, 0);
-		if (SPI_processed != (uint64) nm)
-			elog(ERROR, "usage_ingest: billing month rows missing");
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			bool		isnull;
-			Datum		m = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull);
-
-			(void) SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull);
-			if (!isnull)
-				ereport(ERROR,
-						(errcode(ERRCODE_OVERAGE_MONTH_CLOSED),
-						 errmsg("month %s is closed",
-								overage_date_str(DatumGetDateADT(m))),
-						 errdetail("Its charge lines are final, so usage dated in it is refused."),
-						 errhint("Nothing of the statement was written; keep the record and settle it outside the closed month.")));
-		}
+		lock_months(months, nm);
 	}
 
 	/* 4. running figures, one upsert per group, in key order */

@@ -45,15 +45,23 @@ lines=$(psql -c "$preview_sql")
 groups=$(psql -c "SELECT count(*) FROM overage.usage_month WHERE month = '$MONTH'")
 over_groups=$(psql -c "SELECT count(DISTINCT (customer_id, service_id)) FROM overage.preview_month('$MONTH')")
 
-# memory: peak RSS (VmHWM) of a fresh backend running close_month, and of
-# one running the floor query (both touch the same shared buffers, which
-# count in RSS), and of an idle one
-hwm() { psql -c "$1" -c "SELECT (regexp_match(pg_read_file('/proc/self/status'), 'VmHWM:\s+(\d+) kB'))[1]" | tail -1; }
-m_idle=$(hwm "SELECT 1")
-m_floor=$(hwm "$floor_sql")
+# memory: peak RSS (VmHWM) of a fresh backend running close_month, of one
+# running the floor query, and of an idle one.  RSS counts the pages of
+# shared buffers a backend touched (an index scan touches many, a seq scan
+# goes through a small ring), so the private peak is VmHWM - RssShmem.
+mem() { psql -c "$1" -c "SELECT (regexp_match(s, 'VmHWM:\s+(\d+) kB'))[1] || ' ' || (regexp_match(s, 'RssShmem:\s+(\d+) kB'))[1] FROM pg_read_file('/proc/self/status') s" | tail -1; }
+private() { set -- $1; echo "$(( $1 - $2 )) kB private (VmHWM $1 kB, RssShmem $2 kB)"; }
+m_idle=$(mem "SELECT 1")
+m_floor=$(mem "$floor_sql")
+m_preview=$(mem "$preview_sql")
 t0=$(date +%s%N)
-m_close=$(hwm "SELECT overage.close_month('$MONTH')")
+m_close=$(mem "SELECT overage.close_month('$MONTH')")
 t_close=$(( ($(date +%s%N) - t0) / 1000000 ))
+
+# many small statements: 100 statements of 1000 calls (dated a month
+# earlier), through usage and into the plain table
+b_usage=$(ms "SELECT bench.load_batches('overage.usage', 1000, 100000)")
+b_plain=$(ms "SELECT bench.load_batches('bench.plain_usage', 1000, 100000)")
 
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
 echo
@@ -61,7 +69,11 @@ echo "== results ($N calls, $CUSTOMERS customers, $groups (customer, service) gr
 echo "ingest   overage.usage ${usage} ms = $(echo "$N * 1000 / $usage" | bc) rows/s;  plain table ${plain} ms = $(echo "$N * 1000 / $plain" | bc) rows/s;  ratio usage/plain throughput $(ratio "$plain" "$usage") (target >= 0.6)"
 echo "close    preview_month ${preview} ms;  floor (sum group by) ${floor} ms;  ratio $(ratio "$preview" "$floor") x floor (target <= 2)"
 echo "sql      plain-SQL window formulation ${sqlf} ms;  extension is $(ratio "$sqlf" "$preview") x faster (target >= 10);  differing lines: $diff"
-echo "memory   VmHWM idle backend ${m_idle} kB, floor query ${m_floor} kB, close_month ${m_close} kB (close_month took ${t_close} ms incl. connection)"
+echo "memory   idle backend: $(private "$m_idle")"
+echo "         floor query:  $(private "$m_floor")"
+echo "         preview:      $(private "$m_preview")"
+echo "         close_month:  $(private "$m_close"); close_month took ${t_close} ms incl. connection"
+echo "batches  100 x 1000 calls: overage.usage ${b_usage} ms, plain ${b_plain} ms, ratio usage/plain throughput $(ratio "$b_plain" "$b_usage")"
 echo "raw      ingest plain ${i_plain[*]} / usage ${i_usage[*]}; floor ${t_floor[*]}; preview ${t_preview[*]}; sql ${t_sql[*]}"
 if [ "$diff" != "0" ]; then
 	echo "FAILED: preview_month and the plain-SQL formulation disagree on $diff lines" >&2

@@ -80,6 +80,18 @@ SELECT i AS id,
 ALTER TABLE bench.calls ADD PRIMARY KEY (id);
 VACUUM ANALYZE bench.calls;
 
+CREATE FUNCTION bench.load_batches(target text, batch int, total int)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	FOR i IN 0 .. total / batch - 1 LOOP
+		EXECUTE format('INSERT INTO %s (customer_id, service_id, user_id, started_at, duration_s)'
+					   ' SELECT customer_id, service_id, user_id, started_at - interval ''1 month'', duration_s'
+					   ' FROM bench.calls WHERE id > $1 AND id <= $2', target)
+			USING i * batch, (i + 1) * batch;
+	END LOOP;
+END
+$$;
+
 -- the plain table: same shape, same index, no triggers
 CREATE TABLE bench.plain_usage (
 	usage_id	bigint GENERATED ALWAYS AS IDENTITY,
