@@ -896,7 +896,7 @@ CREATE TABLE @extschema@.usage_month (
 	first_at	timestamptz NOT NULL,
 	last_at		timestamptz NOT NULL,
 	PRIMARY KEY (month, customer_id, service_id)
-);
+) WITH (fillfactor = 50);
 
 COMMENT ON TABLE @extschema@.usage_month IS
 'Running figures per (customer, service, month), kept by the usage triggers: number of calls and seconds. pool_status and month close use them to skip the call scan when the total cannot exceed the pool.';
