@@ -887,6 +887,9 @@ CREATE INDEX usage_rating ON @extschema@.usage
 	((date_trunc('month', started_at AT TIME ZONE 'UTC')), customer_id,
 	 service_id, started_at, usage_id) INCLUDE (duration_s);
 
+COMMENT ON INDEX @extschema@.usage_rating IS
+'The calls of a month in rating order, index-only: read by preview_month/close_month (the whole month) and pool_status (one group)';
+
 CREATE TABLE @extschema@.usage_month (
 	customer_id	text NOT NULL,
 	service_id	text NOT NULL,
