@@ -53,6 +53,9 @@ mem() { psql -c "$1" -c "SELECT (regexp_match(s, 'VmHWM:\s+(\d+) kB'))[1] || ' '
 private() { set -- $1; echo "$(( $1 - $2 )) kB private (VmHWM $1 kB, RssShmem $2 kB)"; }
 m_idle=$(mem "SELECT 1")
 m_floor=$(mem "$floor_sql")
+# the same ordered index-only scan the close reads, without the extension
+scan_sql="SET max_parallel_workers_per_gather = 0; SELECT count(*) FROM (SELECT u.customer_id, u.service_id, u.started_at, u.duration_s FROM overage.usage u WHERE date_trunc('month', u.started_at AT TIME ZONE 'UTC') = '$MONTH' ORDER BY date_trunc('month', u.started_at AT TIME ZONE 'UTC'), u.customer_id, u.service_id, u.started_at, u.usage_id) s"
+m_scan=$(mem "$scan_sql")
 m_preview=$(mem "$preview_sql")
 t0=$(date +%s%N)
 m_close=$(mem "SELECT overage.close_month('$MONTH')")
@@ -71,6 +74,7 @@ echo "close    preview_month ${preview} ms;  floor (sum group by) ${floor} ms;  
 echo "sql      plain-SQL window formulation ${sqlf} ms;  extension is $(ratio "$sqlf" "$preview") x faster (target >= 10);  differing lines: $diff"
 echo "memory   idle backend: $(private "$m_idle")"
 echo "         floor query:  $(private "$m_floor")"
+echo "         ordered scan: $(private "$m_scan") (the close's read, in plain SQL)"
 echo "         preview:      $(private "$m_preview")"
 echo "         close_month:  $(private "$m_close"); close_month took ${t_close} ms incl. connection"
 echo "batches  100 x 1000 calls: overage.usage ${b_usage} ms, plain ${b_plain} ms, ratio usage/plain throughput $(ratio "$b_plain" "$b_usage")"
