@@ -860,6 +860,8 @@ COMMENT ON COLUMN @extschema@.billing_month.month IS
 'First day of the calendar month (UTC)';
 COMMENT ON COLUMN @extschema@.billing_month.closed_at IS
 'When close_month closed the month (transaction time); NULL while open';
+COMMENT ON COLUMN @extschema@.billing_month.closed_by IS
+'Database role that ran close_month';
 COMMENT ON COLUMN @extschema@.billing_month.lines IS
 'Number of charge lines close_month wrote';
 
@@ -874,6 +876,10 @@ CREATE TABLE @extschema@.usage (
 
 COMMENT ON TABLE @extschema@.usage IS
 'Calls: INSERT or COPY (customer_id, service_id, user_id, started_at, duration_s). Statement-level C triggers validate the statement''s rows (known customer and service, duration at most 86400 s, started_at finite and at most one day after now(), month not closed) and keep overage.usage_month; a refused statement writes nothing. Not partitioned; see README.';
+COMMENT ON COLUMN @extschema@.usage.usage_id IS
+'Arrival order; breaks ties between calls starting at the same instant';
+COMMENT ON COLUMN @extschema@.usage.user_id IS
+'The customer''s user who made the call (kept for the record; rating does not use it)';
 COMMENT ON COLUMN @extschema@.usage.started_at IS
 'Start of the call; the call belongs to the calendar month (UTC) of this instant';
 COMMENT ON COLUMN @extschema@.usage.duration_s IS
@@ -903,6 +909,10 @@ CREATE TABLE @extschema@.usage_month (
 
 COMMENT ON TABLE @extschema@.usage_month IS
 'Running figures per (customer, service, month), kept by the usage triggers: number of calls and seconds. pool_status and month close use them to skip the call scan when the total cannot exceed the pool.';
+COMMENT ON COLUMN @extschema@.usage_month.calls IS
+'Number of calls of the group in the month';
+COMMENT ON COLUMN @extschema@.usage_month.seconds IS
+'Sum of their duration_s';
 COMMENT ON COLUMN @extschema@.usage_month.first_at IS
 'No call of the group started before this instant (a bound: deletes do not narrow it)';
 COMMENT ON COLUMN @extschema@.usage_month.last_at IS
