@@ -974,7 +974,9 @@ CREATE TRIGGER usage_no_truncate
 
 CREATE TRIGGER usage_month_guard
 	BEFORE INSERT OR UPDATE OR DELETE ON @extschema@.usage_month
-	FOR EACH ROW EXECUTE FUNCTION @extschema@.history_guard();
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.history_guard(
+		'Its rows are running figures of overage.usage, kept by the usage triggers.',
+		'Write overage.usage instead; the figures follow.');
 CREATE TRIGGER usage_month_no_truncate
 	BEFORE TRUNCATE ON @extschema@.usage_month
 	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.history_guard();
