@@ -53,6 +53,8 @@ overage_history_exec(SPIPlanPtr *cache, const char *sql, int nargs,
 /*
  * history_guard
  *		BEFORE ROW INSERT/UPDATE/DELETE and BEFORE STATEMENT TRUNCATE trigger.
+ *		Optional arguments replace the detail and the hint of the refusal
+ *		(for tables whose rows are derived from something else).
  */
 Datum
 history_guard(PG_FUNCTION_ARGS)
@@ -60,6 +62,8 @@ history_guard(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	TriggerEvent event;
 	const char *relname;
+	const char *detail = "Its rows are derived from changes of subscriptions and overage holders.";
+	const char *hint = "Use the overage functions (purchase, set_quantity, cancel, assign_overage, release_overage).";
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "history_guard: not called by trigger manager");
@@ -68,6 +72,12 @@ history_guard(PG_FUNCTION_ARGS)
 		elog(ERROR, "history_guard: must be fired before the event");
 
 	relname = RelationGetRelationName(trigdata->tg_relation);
+
+	/* optional trigger arguments: the detail and the hint of the refusal */
+	if (trigdata->tg_trigger->tgnargs >= 1)
+		detail = trigdata->tg_trigger->tgargs[0];
+	if (trigdata->tg_trigger->tgnargs >= 2)
+		hint = trigdata->tg_trigger->tgargs[1];
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(event))
 		ereport(ERROR,
@@ -82,8 +92,8 @@ history_guard(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_OVERAGE_HISTORY_READONLY),
 				 errmsg("table \"overage.%s\" is written only by the overage extension", relname),
-				 errdetail("Its rows are derived from changes of subscriptions and overage holders."),
-				 errhint("Use the overage functions (purchase, set_quantity, cancel, assign_overage, release_overage).")));
+				 errdetail("%s", detail),
+				 errhint("%s", hint)));
 
 	if (TRIGGER_FIRED_BY_UPDATE(event))
 		return PointerGetDatum(trigdata->tg_newtuple);

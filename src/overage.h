@@ -56,4 +56,11 @@ extern int	overage_history_exec(SPIPlanPtr *cache, const char *sql, int nargs,
 extern bool overage_partner_eligible(Datum partner_id, Datum customer_id,
 									 Datum service_id, Datum at);
 
+/* usage.c */
+#include "utils/date.h"
+#include "utils/timestamp.h"
+extern DateADT overage_month_of(TimestampTz t, TimestampTz *start,
+								TimestampTz *end);
+extern char *overage_date_str(DateADT d);
+
 #endif							/* OVERAGE_H */

@@ -1,0 +1,594 @@
+/*-------------------------------------------------------------------------
+ *
+ * usage.c
+ *	  Ingest of calls into overage.usage: the statement-level trigger that
+ *	  validates a statement's rows and keeps the running figures.
+ *
+ * usage_ingest runs AFTER INSERT, UPDATE and DELETE FOR EACH STATEMENT with
+ * transition tables, so a COPY of a million rows pays a handful of SPI
+ * round trips, not one per row.  For one statement it
+ *
+ *	  1. reads the transition table(s) once, checking each new row against
+ *		 the bounds (duration at most 86400 s, started_at finite and at most
+ *		 one day after the transaction's now()), and aggregates the rows in
+ *		 a hash table per (customer, service, month): calls, seconds, first
+ *		 and last start (old rows of UPDATE/DELETE count negatively);
+ *	  2. checks that every distinct customer and service exists, locking
+ *		 them FOR KEY SHARE as a foreign key would (one query for both);
+ *	  3. locks the billing_month rows of the months touched FOR SHARE in
+ *		 month order (creating missing ones first), refusing any closed
+ *		 month (OV006).
+ *		 close_month locks the month FOR UPDATE, so a close waits for this
+ *		 transaction and an ingest after a close sees it closed: a call is
+ *		 in the closed month's lines or refused, never lost;
+ *	  4. upserts overage.usage_month once per group, in key order (so two
+ *		 loads touching the same groups cannot deadlock), in one statement.
+ *
+ * Any error aborts the statement, so nothing of a refused statement stays.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "overage.h"
+
+PG_FUNCTION_INFO_V1(usage_ingest);
+
+/* one (customer, service, month) of the statement */
+typedef struct UsageKey
+{
+	const char *customer;
+	const char *service;
+	int			clen;
+	int			slen;
+	DateADT		month;
+} UsageKey;
+
+typedef struct UsageGroup
+{
+	UsageKey	key;			/* must be first */
+	int64		calls;
+	int64		seconds;
+	TimestampTz first_at;
+	TimestampTz last_at;
+} UsageGroup;
+
+static uint32
+usage_key_hash(const void *key, Size keysize)
+{
+	const UsageKey *k = (const UsageKey *) key;
+	uint32		h;
+
+	h = hash_bytes((const unsigned char *) k->customer, k->clen);
+	h = hash_combine(h, hash_bytes((const unsigned char *) k->service, k->slen));
+	return hash_combine(h, hash_uint32((uint32) k->month));
+}
+
+static int
+usage_key_match(const void *key1, const void *key2, Size keysize)
+{
+	const UsageKey *a = (const UsageKey *) key1;
+	const UsageKey *b = (const UsageKey *) key2;
+
+	if (a->month != b->month || a->clen != b->clen || a->slen != b->slen)
+		return 1;
+	if (memcmp(a->customer, b->customer, a->clen) != 0)
+		return 1;
+	return memcmp(a->service, b->service, a->slen) != 0;
+}
+
+static int
+bytes_cmp(const char *a, int alen, const char *b, int blen)
+{
+	int			c = memcmp(a, b, Min(alen, blen));
+
+	if (c != 0)
+		return c;
+	return (alen > blen) - (alen < blen);
+}
+
+/* qsort order of groups: customer, service, month (bytewise) */
+static int
+usage_group_cmp(const void *p1, const void *p2)
+{
+	const UsageGroup *a = *(UsageGroup *const *) p1;
+	const UsageGroup *b = *(UsageGroup *const *) p2;
+	int			c;
+
+	c = bytes_cmp(a->key.customer, a->key.clen, b->key.customer, b->key.clen);
+	if (c == 0)
+		c = bytes_cmp(a->key.service, a->key.slen, b->key.service, b->key.slen);
+	if (c == 0)
+		c = (a->key.month > b->key.month) - (a->key.month < b->key.month);
+	return c;
+}
+
+static int
+date_cmp_q(const void *p1, const void *p2)
+{
+	DateADT		a = *(const DateADT *) p1;
+	DateADT		b = *(const DateADT *) p2;
+
+	return (a > b) - (a < b);
+}
+
+static int
+cstr_cmp_q(const void *p1, const void *p2)
+{
+	return strcmp(*(char *const *) p1, *(char *const *) p2);
+}
+
+/*
+ * overage_month_of
+ *		The calendar month (UTC) of a finite instant, as the date of its
+ *		first day; *start and *end receive the month's bounds.
+ */
+DateADT
+overage_month_of(TimestampTz t, TimestampTz *start, TimestampTz *end)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	DateADT		month;
+
+	if (timestamp2tm(t, NULL, &tm, &fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	month = date2j(tm.tm_year, tm.tm_mon, 1) - POSTGRES_EPOCH_JDATE;
+	if (start)
+		*start = (TimestampTz) month * USECS_PER_DAY;
+	if (end)
+	{
+		int			y = tm.tm_year + (tm.tm_mon == 12 ? 1 : 0);
+		int			m = tm.tm_mon == 12 ? 1 : tm.tm_mon + 1;
+
+		*end = (TimestampTz) (date2j(y, m, 1) - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY;
+	}
+	return month;
+}
+
+/* "YYYY-MM-DD" of a date, whatever DateStyle says (for messages) */
+char *
+overage_date_str(DateADT d)
+{
+	int			y,
+				m,
+				day;
+
+	if (DATE_NOT_FINITE(d))
+		return pstrdup(DATE_IS_NOBEGIN(d) ? "-infinity" : "infinity");
+	j2date(d + POSTGRES_EPOCH_JDATE, &y, &m, &day);
+	return psprintf("%04d-%02d-%02d", y, m, day);
+}
+
+typedef struct IngestState
+{
+	HTAB	   *groups;
+	int			att_customer;
+	int			att_service;
+	int			att_user;
+	int			att_started;
+	int			att_duration;
+	TimestampTz latest;			/* now() + 1 day */
+	/* month cache: the month of the previous row */
+	TimestampTz mstart;
+	TimestampTz mend;
+	DateADT		month;
+} IngestState;
+
+/* refusal of one row: the statement fails */
+static void
+refuse_row(TupleTableSlot *slot, IngestState *st, const char *msg,
+		   const char *detail)
+{
+	bool		isnull;
+	char	   *customer = TextDatumGetCString(slot_getattr(slot, st->att_customer, &isnull));
+	char	   *user = TextDatumGetCString(slot_getattr(slot, st->att_user, &isnull));
+	char	   *started = pstrdup(timestamptz_to_str(DatumGetTimestampTz(slot_getattr(slot, st->att_started, &isnull))));
+	int32		duration = DatumGetInt32(slot_getattr(slot, st->att_duration, &isnull));
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("%s", msg),
+			 errdetail("%s The call of user \"%s\" of customer \"%s\" started at %s and lasted %d s.",
+					   detail, user, customer, started, duration),
+			 errhint("Nothing of the statement was written; correct or remove the call and load again.")));
+}
+
+/* a NUL-terminated copy of len bytes */
+static char *
+copy_bytes(MemoryContext cxt, const char *p, int len)
+{
+	char	   *r = MemoryContextAlloc(cxt, len + 1);
+
+	memcpy(r, p, len);
+	r[len] = '\0';
+	return r;
+}
+
+/* read one transition table into the groups; sign +1 (new) or -1 (old) */
+static void
+ingest_store(Tuplestorestate *store, TupleDesc desc, IngestState *st,
+			 int sign, MemoryContext keycxt)
+{
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+
+	tuplestore_rescan(store);
+	while (tuplestore_gettupleslot(store, true, false, slot))
+	{
+		bool		isnull;
+		Datum		cd = slot_getattr(slot, st->att_customer, &isnull);
+		Datum		sd = slot_getattr(slot, st->att_service, &isnull);
+		TimestampTz t = DatumGetTimestampTz(slot_getattr(slot, st->att_started, &isnull));
+		int32		d = DatumGetInt32(slot_getattr(slot, st->att_duration, &isnull));
+		text	   *ct;
+		text	   *stx;
+		UsageKey	key;
+		UsageGroup *g;
+		bool		found;
+
+		CHECK_FOR_INTERRUPTS();
+
+		/* NOT NULL and CHECK (duration_s > 0) ran before us */
+		if (sign > 0)
+		{
+			if (TIMESTAMP_NOT_FINITE(t))
+				refuse_row(slot, st, "started_at of a call must be a finite instant",
+						   "Calls are billed in the calendar month of their start.");
+			if (d > SECS_PER_DAY)
+				refuse_row(slot, st, "a call cannot last longer than 24 hours",
+						   "duration_s is at most 86400.");
+			if (t > st->latest)
+				refuse_row(slot, st, "a call cannot start more than one day in the future",
+						   "started_at must not be later than now() + 1 day.");
+		}
+
+		if (t < st->mstart || t >= st->mend)
+			st->month = overage_month_of(t, &st->mstart, &st->mend);
+
+		ct = (text *) DatumGetPointer(cd);
+		stx = (text *) DatumGetPointer(sd);
+		if (VARATT_IS_EXTENDED(ct))
+			ct = pg_detoast_datum_packed(ct);
+		if (VARATT_IS_EXTENDED(stx))
+			stx = pg_detoast_datum_packed(stx);
+		key.customer = VARDATA_ANY(ct);
+		key.clen = VARSIZE_ANY_EXHDR(ct);
+		key.service = VARDATA_ANY(stx);
+		key.slen = VARSIZE_ANY_EXHDR(stx);
+		key.month = st->month;
+
+		g = (UsageGroup *) hash_search(st->groups, &key, HASH_ENTER, &found);
+		if (!found)
+		{
+			/* the key points into the slot: copy it for good */
+			g->key.customer = copy_bytes(keycxt, key.customer, key.clen);
+			g->key.service = copy_bytes(keycxt, key.service, key.slen);
+			g->calls = 0;
+			g->seconds = 0;
+			g->first_at = t;
+			g->last_at = t;
+		}
+		g->calls += sign;
+		g->seconds += (int64) sign * d;
+		if (t < g->first_at)
+			g->first_at = t;
+		if (t > g->last_at)
+			g->last_at = t;
+	}
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+static ArrayType *
+text_array(char **items, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = CStringGetTextDatum(items[i]);
+	return construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+/* sorted distinct strings of a sorted-by-pointer-content array */
+static int
+distinct_strings(char **items, int n)
+{
+	int			k = 0;
+
+	qsort(items, n, sizeof(char *), cstr_cmp_q);
+	for (int i = 0; i < n; i++)
+		if (k == 0 || strcmp(items[k - 1], items[i]) != 0)
+			items[k++] = items[i];
+	return k;
+}
+
+/* the first id of ids that names no row, for the message */
+static void
+report_missing(SPIPlanPtr *plan, const char *sql, const char *what,
+			   Datum ids)
+{
+	Oid			argtypes[1] = {TEXTARRAYOID};
+	Datum		values[1];
+	bool		isnull;
+	char	   *id;
+
+	values[0] = ids;
+	overage_spi_exec(plan, sql, 1, argtypes, values, NULL, 1);
+	if (SPI_processed == 0)
+		elog(ERROR, "%s check disagrees with itself", what);
+	id = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	ereport(ERROR,
+			(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+			 errmsg("%s \"%s\" does not exist", what, id),
+			 errdetail("Usage can only be recorded for a known %s.", what),
+			 errhint("Nothing of the statement was written.")));
+}
+
+/*
+ * check_parties
+ *		Every customer and service exists, locked FOR KEY SHARE as a foreign
+ *		key check would (so neither can be deleted before we commit), in one
+ *		round trip; a second one only to name the missing id.
+ */
+static void
+check_parties(char **customers, int nc, char **services, int ns)
+{
+	static SPIPlanPtr lock_plan = NULL;
+	static SPIPlanPtr cust_missing = NULL;
+	static SPIPlanPtr svc_missing = NULL;
+	Oid			argtypes[2] = {TEXTARRAYOID, TEXTARRAYOID};
+	Datum		values[2];
+	bool		isnull;
+	int64		found_c;
+	int64		found_s;
+
+	values[0] = PointerGetDatum(text_array(customers, nc));
+	values[1] = PointerGetDatum(text_array(services, ns));
+	overage_spi_exec(&lock_plan,
+					 "SELECT (SELECT count(*) FROM (SELECT 1 FROM overage.customer c"
+					 "  WHERE c.customer_id = ANY ($1) FOR KEY SHARE) l),"
+					 " (SELECT count(*) FROM (SELECT 1 FROM overage.service s"
+					 "  WHERE s.service_id = ANY ($2) FOR KEY SHARE) l)",
+					 2, argtypes, values, NULL, 1);
+	found_c = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+	found_s = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 2, &isnull));
+	if (found_c != nc)
+		report_missing(&cust_missing,
+					   "SELECT u.id FROM unnest($1::text[]) u(id)"
+					   " WHERE NOT EXISTS (SELECT 1 FROM overage.customer c"
+					   " WHERE c.customer_id = u.id) ORDER BY 1",
+					   "customer", values[0]);
+	if (found_s != ns)
+		report_missing(&svc_missing,
+					   "SELECT u.id FROM unnest($1::text[]) u(id)"
+					   " WHERE NOT EXISTS (SELECT 1 FROM overage.service s"
+					   " WHERE s.service_id = u.id) ORDER BY 1",
+					   "service", values[1]);
+}
+
+/*
+ * lock_months
+ *		Lock the months FOR SHARE, in order, creating the missing rows
+ *		first; refuse a closed month.  Usually the months exist: one round
+ *		trip.  FOR SHARE waits for a close_month in progress and then sees
+ *		its closed_at (READ COMMITTED re-reads the locked row).
+ */
+static void
+lock_months(DateADT *months, int nm)
+{
+	static SPIPlanPtr month_insert = NULL;
+	static SPIPlanPtr month_lock = NULL;
+	Datum	   *md = palloc(sizeof(Datum) * nm);
+	Oid			argtypes[1] = {DATEARRAYOID};
+	Datum		values[1];
+	const char *lock_sql =
+		"SELECT b.month, b.closed_at FROM overage.billing_month b"
+		" WHERE b.month = ANY ($1) ORDER BY b.month FOR SHARE";
+
+	for (int i = 0; i < nm; i++)
+		md[i] = DateADTGetDatum(months[i]);
+	values[0] = PointerGetDatum(construct_array(md, nm, DATEOID, 4, true, TYPALIGN_INT));
+
+	overage_spi_exec(&month_lock, lock_sql, 1, argtypes, values, NULL, 0);
+	if (SPI_processed != (uint64) nm)
+	{
+		overage_spi_exec(&month_insert,
+						 "INSERT INTO overage.billing_month (month)"
+						 " SELECT m FROM unnest($1::date[]) m ORDER BY m"
+						 " ON CONFLICT (month) DO NOTHING",
+						 1, argtypes, values, NULL, 0);
+		overage_spi_exec(&month_lock, lock_sql, 1, argtypes, values, NULL, 0);
+		if (SPI_processed != (uint64) nm)
+			elog(ERROR, "usage_ingest: billing month rows missing");
+	}
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		Datum		m = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull);
+
+		(void) SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull);
+		if (!isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_OVERAGE_MONTH_CLOSED),
+					 errmsg("month %s is closed",
+							overage_date_str(DatumGetDateADT(m))),
+					 errdetail("Its charge lines are final, so usage dated in it is refused."),
+					 errhint("Nothing of the statement was written; keep the record and settle it outside the closed month.")));
+	}
+}
+
+Datum
+usage_ingest(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr figures = NULL;
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerEvent event;
+	TupleDesc	desc;
+	IngestState st;
+	HASHCTL		ctl;
+	MemoryContext cxt;
+	MemoryContext old;
+	HASH_SEQ_STATUS seq;
+	UsageGroup *g;
+	UsageGroup **sorted;
+	long		ngroups;
+	int			i;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "usage_ingest: not called by trigger manager");
+	event = trigdata->tg_event;
+	if (!TRIGGER_FIRED_AFTER(event) || !TRIGGER_FIRED_FOR_STATEMENT(event))
+		elog(ERROR, "usage_ingest: must be fired after the statement");
+	if (!TRIGGER_FIRED_BY_INSERT(event) && !TRIGGER_FIRED_BY_UPDATE(event) &&
+		!TRIGGER_FIRED_BY_DELETE(event))
+		elog(ERROR, "usage_ingest: unsupported trigger event");
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "usage_ingest",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+
+	desc = RelationGetDescr(trigdata->tg_relation);
+	memset(&st, 0, sizeof(st));
+	st.att_customer = SPI_fnumber(desc, "customer_id");
+	st.att_service = SPI_fnumber(desc, "service_id");
+	st.att_user = SPI_fnumber(desc, "user_id");
+	st.att_started = SPI_fnumber(desc, "started_at");
+	st.att_duration = SPI_fnumber(desc, "duration_s");
+	if (st.att_customer <= 0 || st.att_service <= 0 || st.att_user <= 0 ||
+		st.att_started <= 0 || st.att_duration <= 0)
+		elog(ERROR, "usage_ingest: overage.usage lacks a column");
+	st.latest = GetCurrentTransactionStartTimestamp() + USECS_PER_DAY;
+	st.mstart = 1;
+	st.mend = 0;				/* empty: the first row computes its month */
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(UsageKey);
+	ctl.entrysize = sizeof(UsageGroup);
+	ctl.hash = usage_key_hash;
+	ctl.match = usage_key_match;
+	ctl.hcxt = cxt;
+	st.groups = hash_create("usage_ingest groups", 256, &ctl,
+							HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+
+	if (trigdata->tg_oldtable)
+		ingest_store(trigdata->tg_oldtable, desc, &st, -1, cxt);
+	if (trigdata->tg_newtable)
+		ingest_store(trigdata->tg_newtable, desc, &st, +1, cxt);
+
+	ngroups = hash_get_num_entries(st.groups);
+	if (ngroups == 0)
+	{
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(cxt);
+		return PointerGetDatum(NULL);
+	}
+
+	sorted = palloc(sizeof(UsageGroup *) * ngroups);
+	i = 0;
+	hash_seq_init(&seq, st.groups);
+	while ((g = (UsageGroup *) hash_seq_search(&seq)) != NULL)
+		sorted[i++] = g;
+	qsort(sorted, ngroups, sizeof(UsageGroup *), usage_group_cmp);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/* 2. customers and services exist */
+	{
+		char	  **customers = palloc(sizeof(char *) * ngroups);
+		char	  **services = palloc(sizeof(char *) * ngroups);
+
+		for (i = 0; i < ngroups; i++)
+		{
+			customers[i] = (char *) sorted[i]->key.customer;
+			services[i] = (char *) sorted[i]->key.service;
+		}
+		check_parties(customers, distinct_strings(customers, ngroups),
+					  services, distinct_strings(services, ngroups));
+	}
+
+	/* 3. the months exist, are open, and stay open until we commit */
+	{
+		DateADT    *months = palloc(sizeof(DateADT) * ngroups);
+		int			nm = 0;
+
+		for (i = 0; i < ngroups; i++)
+			months[i] = sorted[i]->key.month;
+		qsort(months, ngroups, sizeof(DateADT), date_cmp_q);
+		for (i = 0; i < ngroups; i++)
+			if (nm == 0 || months[nm - 1] != months[i])
+				months[nm++] = months[i];
+		lock_months(months, nm);
+	}
+
+	/* 4. running figures, one upsert per group, in key order */
+	{
+		Datum	   *cust = palloc(sizeof(Datum) * ngroups);
+		Datum	   *svc = palloc(sizeof(Datum) * ngroups);
+		Datum	   *mon = palloc(sizeof(Datum) * ngroups);
+		Datum	   *calls = palloc(sizeof(Datum) * ngroups);
+		Datum	   *secs = palloc(sizeof(Datum) * ngroups);
+		Datum	   *first = palloc(sizeof(Datum) * ngroups);
+		Datum	   *last = palloc(sizeof(Datum) * ngroups);
+		Oid			argtypes[7] = {TEXTARRAYOID, TEXTARRAYOID, DATEARRAYOID,
+		INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID};
+		Datum		values[7];
+
+		for (i = 0; i < ngroups; i++)
+		{
+			g = sorted[i];
+			cust[i] = CStringGetTextDatum(g->key.customer);
+			svc[i] = CStringGetTextDatum(g->key.service);
+			mon[i] = DateADTGetDatum(g->key.month);
+			calls[i] = Int64GetDatum(g->calls);
+			secs[i] = Int64GetDatum(g->seconds);
+			first[i] = TimestampTzGetDatum(g->first_at);
+			last[i] = TimestampTzGetDatum(g->last_at);
+		}
+		values[0] = PointerGetDatum(construct_array(cust, ngroups, TEXTOID, -1, false, TYPALIGN_INT));
+		values[1] = PointerGetDatum(construct_array(svc, ngroups, TEXTOID, -1, false, TYPALIGN_INT));
+		values[2] = PointerGetDatum(construct_array(mon, ngroups, DATEOID, 4, true, TYPALIGN_INT));
+		values[3] = PointerGetDatum(construct_array(calls, ngroups, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[4] = PointerGetDatum(construct_array(secs, ngroups, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[5] = PointerGetDatum(construct_array(first, ngroups, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[6] = PointerGetDatum(construct_array(last, ngroups, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+
+		overage_history_exec(&figures,
+							 "INSERT INTO overage.usage_month AS f"
+							 " (customer_id, service_id, month, calls, seconds, first_at, last_at)"
+							 " SELECT * FROM unnest($1::text[], $2::text[], $3::date[],"
+							 " $4::int8[], $5::int8[], $6::timestamptz[], $7::timestamptz[])"
+							 " ON CONFLICT (month, customer_id, service_id) DO UPDATE"
+							 " SET calls = f.calls + excluded.calls,"
+							 " seconds = f.seconds + excluded.seconds,"
+							 " first_at = least(f.first_at, excluded.first_at),"
+							 " last_at = greatest(f.last_at, excluded.last_at)",
+							 7, argtypes, values, NULL);
+	}
+
+	SPI_finish();
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	return PointerGetDatum(NULL);
+}

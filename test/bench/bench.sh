@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Runs inside pg_virtualenv (see run.sh).  $1 = number of calls.
+set -euo pipefail
+cd "$(dirname "$0")"
+N=${1:-1000000}
+CUSTOMERS=$(( N / 100 )); [ "$CUSTOMERS" -gt 10000 ] && CUSTOMERS=10000; [ "$CUSTOMERS" -lt 100 ] && CUSTOMERS=100
+MONTH=2026-10-01
+export PGOPTIONS="-c client_min_messages=warning"
+psql() { command psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
+ms() { psql -c "SELECT bench.ms(\$q\$$1\$q\$)"; }
+
+echo "calls: $N, customers: $CUSTOMERS, services: 2, month: $MONTH"
+echo "server: $(psql -c 'SHOW server_version'), cores: $(nproc), shared_buffers $(psql -c 'SHOW shared_buffers'), work_mem $(psql -c 'SHOW work_mem')"
+
+psql -v n="$N" -v customers="$CUSTOMERS" -v month="$MONTH" -f setup.sql
+
+# ingest: the same rows through overage.usage and all its triggers, and
+# into a plain table of the same shape and indexes (before and after; the
+# better plain figure is the one compared)
+best() { printf '%s\n' "$@" | sort -n | head -1; }
+psql -c "SELECT count(*) FROM bench.calls" >/dev/null		# warm the source
+load="SELECT customer_id, service_id, user_id, started_at, duration_s FROM bench.calls ORDER BY id"
+i_plain=("$(ms "INSERT INTO bench.plain_usage (customer_id, service_id, user_id, started_at, duration_s) $load")")
+i_usage=("$(ms "INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s) $load")")
+psql -c "TRUNCATE bench.plain_usage" -c "CHECKPOINT"
+i_plain+=("$(ms "INSERT INTO bench.plain_usage (customer_id, service_id, user_id, started_at, duration_s) $load")")
+plain=$(best "${i_plain[@]}"); usage=$(best "${i_usage[@]}")
+psql -c "VACUUM ANALYZE overage.usage" -c "VACUUM ANALYZE bench.plain_usage" -c "CHECKPOINT"
+
+# close: preview_month vs the floor, and vs the plain-SQL formulation
+floor_sql="SELECT count(*) FROM (SELECT customer_id, service_id, sum(duration_s) FROM overage.usage WHERE started_at >= '$MONTH 00:00Z' AND started_at < '$MONTH 00:00Z'::timestamptz + interval '1 month' GROUP BY 1, 2) s"
+preview_sql="SELECT count(*) FROM overage.preview_month('$MONTH')"
+sql_sql="SELECT count(*) FROM bench.sql_month('$MONTH')"
+t_floor=(); t_preview=(); t_sql=()
+for round in 1 2 3; do
+	t_floor+=("$(ms "$floor_sql")")
+	t_preview+=("$(ms "$preview_sql")")
+done
+t_sql+=("$(ms "$sql_sql")")
+floor=$(best "${t_floor[@]}"); preview=$(best "${t_preview[@]}"); sqlf=$(best "${t_sql[@]}")
+
+# the two agree line for line
+diff=$(psql -c "SELECT count(*) FROM ((SELECT partner_id, customer_id, service_id, subscription_id, overage_seconds FROM overage.preview_month('$MONTH') EXCEPT ALL SELECT * FROM bench.sql_month('$MONTH')) UNION ALL (SELECT * FROM bench.sql_month('$MONTH') EXCEPT ALL SELECT partner_id, customer_id, service_id, subscription_id, overage_seconds FROM overage.preview_month('$MONTH'))) d")
+lines=$(psql -c "$preview_sql")
+groups=$(psql -c "SELECT count(*) FROM overage.usage_month WHERE month = '$MONTH'")
+over_groups=$(psql -c "SELECT count(DISTINCT (customer_id, service_id)) FROM overage.preview_month('$MONTH')")
+
+# memory: peak RSS (VmHWM) of a fresh backend running close_month, of one
+# running the floor query, and of an idle one.  RSS counts the pages of
+# shared buffers a backend touched (an index scan touches many, a seq scan
+# goes through a small ring), so the private peak is VmHWM - RssShmem.
+mem() { psql -c "$1" -c "SELECT (regexp_match(s, 'VmHWM:\s+(\d+) kB'))[1] || ' ' || (regexp_match(s, 'RssShmem:\s+(\d+) kB'))[1] FROM pg_read_file('/proc/self/status') s" | tail -1; }
+private() { set -- $1; echo "$(( $1 - $2 )) kB private (VmHWM $1 kB, RssShmem $2 kB)"; }
+m_idle=$(mem "SELECT 1")
+m_floor=$(mem "$floor_sql")
+# the same ordered index-only scan the close reads, without the extension
+scan_sql="SET max_parallel_workers_per_gather = 0; SELECT count(*) FROM (SELECT u.customer_id, u.service_id, u.started_at, u.duration_s FROM overage.usage u WHERE date_trunc('month', u.started_at AT TIME ZONE 'UTC') = '$MONTH' ORDER BY date_trunc('month', u.started_at AT TIME ZONE 'UTC'), u.customer_id, u.service_id, u.started_at, u.usage_id) s"
+m_scan=$(mem "$scan_sql")
+m_preview=$(mem "$preview_sql")
+t0=$(date +%s%N)
+m_close=$(mem "SELECT overage.close_month('$MONTH')")
+t_close=$(( ($(date +%s%N) - t0) / 1000000 ))
+
+# many small statements: 100 statements of 1000 calls (dated a month
+# earlier), through usage and into the plain table
+b_usage=$(ms "SELECT bench.load_batches('overage.usage', 1000, 100000)")
+b_plain=$(ms "SELECT bench.load_batches('bench.plain_usage', 1000, 100000)")
+
+ratio() { echo "scale=2; $1 / $2" | bc -l; }
+echo
+echo "== results ($N calls, $CUSTOMERS customers, $groups (customer, service) groups, $over_groups with overage, $lines lines)"
+echo "ingest   overage.usage ${usage} ms = $(echo "$N * 1000 / $usage" | bc) rows/s;  plain table ${plain} ms = $(echo "$N * 1000 / $plain" | bc) rows/s;  ratio usage/plain throughput $(ratio "$plain" "$usage") (target >= 0.6)"
+echo "close    preview_month ${preview} ms;  floor (sum group by) ${floor} ms;  ratio $(ratio "$preview" "$floor") x floor (target <= 2)"
+echo "sql      plain-SQL window formulation ${sqlf} ms;  extension is $(ratio "$sqlf" "$preview") x faster (target >= 10);  differing lines: $diff"
+echo "memory   idle backend: $(private "$m_idle")"
+echo "         floor query:  $(private "$m_floor")"
+echo "         ordered scan: $(private "$m_scan") (the close's read, in plain SQL)"
+echo "         preview:      $(private "$m_preview")"
+echo "         close_month:  $(private "$m_close"); close_month took ${t_close} ms incl. connection"
+echo "batches  100 x 1000 calls: overage.usage ${b_usage} ms, plain ${b_plain} ms, ratio usage/plain throughput $(ratio "$b_plain" "$b_usage")"
+echo "raw      ingest plain ${i_plain[*]} / usage ${i_usage[*]}; floor ${t_floor[*]}; preview ${t_preview[*]}; sql ${t_sql[*]}"
+if [ "$diff" != "0" ]; then
+	echo "FAILED: preview_month and the plain-SQL formulation disagree on $diff lines" >&2
+	exit 1
+fi

@@ -1,0 +1,170 @@
+-- Benchmark data: :customers customers, 2 services, :n calls in :month.
+\set ON_ERROR_STOP 1
+CREATE EXTENSION overage;
+CREATE SCHEMA bench;
+
+CREATE FUNCTION bench.ms(q text) RETURNS numeric LANGUAGE plpgsql AS $$
+DECLARE
+	t0 timestamptz := clock_timestamp();
+BEGIN
+	EXECUTE q;
+	RETURN round(extract(epoch FROM clock_timestamp() - t0) * 1000, 1);
+END
+$$;
+
+-- catalog: E5 (overage) gives 120 min of CALL and 30 of INTL per licence;
+-- E3 (no overage tag) 120 min of CALL
+INSERT INTO overage.service (service_id, name, unit_price) VALUES
+	('CALL', 'Domestic calling', 0.02), ('INTL', 'International calling', 0.25);
+INSERT INTO overage.sku (product_id, sku_id, title, tags) VALUES
+	('E5', '1', 'E5 with calling', 'IncludeOverage'), ('E3', '1', 'E3 with calling', NULL);
+INSERT INTO overage.sku_service VALUES
+	('E5', '1', 'CALL', 120), ('E5', '1', 'INTL', 30), ('E3', '1', 'CALL', 120);
+INSERT INTO overage.partner SELECT format('P%s', p), format('Partner %s', p)
+  FROM generate_series(0, 9) p;
+INSERT INTO overage.customer SELECT format('C%s', lpad(c::text, 5, '0')), format('Customer %s', c), 'US'
+  FROM generate_series(1, :customers) c;
+
+-- licences and holders, with changes inside the month:
+--   every customer: partner c % 10 buys 1..3 E5 on 08-01 (first in)
+--   c % 5 = 0: partner (c+1) % 10 buys 1 E5 on 08-02; the first releases
+--              on 10-10 and the second takes the overage on 10-20
+--   c % 7 = 0: the first raises its quantity by 1 on 10-15
+--   c % 13 = 0: partner c % 10 buys 1 E3 (no overage tag) on 10-05
+DO $$
+DECLARE
+	c int;
+	cust text;
+	pa text;
+	pb text;
+	lic uuid;
+	ob uuid;
+	n int := (SELECT count(*) FROM overage.customer);
+BEGIN
+	FOR c IN 1 .. n LOOP
+		cust := format('C%s', lpad(c::text, 5, '0'));
+		pa := format('P%s', c % 10);
+		pb := format('P%s', (c + 1) % 10);
+		lic := overage.purchase(pa, cust, 'E5', '1', 1 + c % 3, '2026-08-01 00:00Z');
+		IF c % 5 = 0 THEN
+			PERFORM overage.purchase(pb, cust, 'E5', '1', 1, '2026-08-02 00:00Z');
+		END IF;
+		IF c % 13 = 0 THEN
+			PERFORM overage.purchase(pa, cust, 'E3', '1', 1, '2026-10-05 00:00Z');
+		END IF;
+		IF c % 7 = 0 THEN
+			PERFORM overage.set_quantity(lic, 2 + c % 3, '2026-10-15 00:00Z');
+		END IF;
+		IF c % 5 = 0 THEN
+			PERFORM overage.release_overage(pa, cust, 'CALL', '2026-10-10 00:00Z');
+			PERFORM overage.release_overage(pa, cust, 'INTL', '2026-10-10 00:00Z');
+			SELECT subscription_id INTO ob FROM overage.subscription
+			 WHERE partner_id = pb AND customer_id = cust AND kind = 'overage';
+			PERFORM overage.assign_overage(pb, cust, 'CALL', ob, '2026-10-20 00:00Z');
+			PERFORM overage.assign_overage(pb, cust, 'INTL', ob, '2026-10-20 00:00Z');
+		END IF;
+	END LOOP;
+END
+$$;
+
+-- the calls, in random order: 80 % CALL, 20 % INTL, 1..600 s, uniform over
+-- the month
+CREATE TABLE bench.calls AS
+SELECT i AS id,
+	   format('C%s', lpad((1 + floor(random() * :customers))::int::text, 5, '0')) AS customer_id,
+	   CASE WHEN random() < 0.8 THEN 'CALL' ELSE 'INTL' END AS service_id,
+	   format('u%s', floor(random() * 50)::int) AS user_id,
+	   :'month'::timestamp AT TIME ZONE 'UTC' + random() * interval '31 days' AS started_at,
+	   1 + floor(random() * 600)::int AS duration_s
+  FROM generate_series(1, :n) i;
+ALTER TABLE bench.calls ADD PRIMARY KEY (id);
+VACUUM ANALYZE bench.calls;
+
+CREATE FUNCTION bench.load_batches(target text, batch int, total int)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	FOR i IN 0 .. total / batch - 1 LOOP
+		EXECUTE format('INSERT INTO %s (customer_id, service_id, user_id, started_at, duration_s)'
+					   ' SELECT customer_id, service_id, user_id, started_at - interval ''1 month'', duration_s'
+					   ' FROM bench.calls WHERE id > $1 AND id <= $2', target)
+			USING i * batch, (i + 1) * batch;
+	END LOOP;
+END
+$$;
+
+-- the plain table: same shape, same index, no triggers
+CREATE TABLE bench.plain_usage (
+	usage_id	bigint GENERATED ALWAYS AS IDENTITY,
+	customer_id	text NOT NULL,
+	service_id	text NOT NULL,
+	user_id		text NOT NULL,
+	started_at	timestamptz NOT NULL,
+	duration_s	integer NOT NULL CHECK (duration_s > 0)
+);
+CREATE INDEX ON bench.plain_usage
+	((date_trunc('month', started_at AT TIME ZONE 'UTC')), customer_id,
+	 service_id, started_at, usage_id) INCLUDE (duration_s);
+
+-- The same lines by the best plain SQL I could write: one ordered pass of
+-- window functions over pool events, holder changes and calls merged per
+-- (customer, service) -- pool = running sum of licence deltas, used_before
+-- = running sum of seconds, holder = the last holder change before the call
+-- (count of changes as a group number, then first_value in the group).
+-- At one instant: pool deltas, then holder ends, then holder starts, then
+-- calls (a change takes effect at exactly its instant).
+CREATE FUNCTION bench.sql_month(m date)
+RETURNS TABLE(partner_id text, customer_id text, service_id text,
+			  subscription_id uuid, overage_seconds bigint)
+LANGUAGE sql STABLE AS $$
+WITH b AS (
+	SELECT m::timestamp AT TIME ZONE 'UTC' AS lo,
+		   (m + interval '1 month')::timestamp AT TIME ZONE 'UTC' AS hi
+), lic AS (
+	SELECT s.customer_id, ss.service_id, lq.valid_from, lq.valid_to,
+		   lq.quantity::bigint * ss.minutes_per_license * 60 AS secs
+	  FROM overage.license_quantity lq
+	  JOIN overage.subscription s ON s.subscription_id = lq.subscription_id
+	  JOIN overage.sku_service ss ON ss.product_id = s.product_id AND ss.sku_id = s.sku_id, b
+	 WHERE s.kind = 'license' AND ss.minutes_per_license > 0
+	   AND lq.valid_from < b.hi AND (lq.valid_to IS NULL OR lq.valid_to > b.lo)
+), hol AS (
+	SELECT hp.* FROM overage.holder_period hp, b
+	 WHERE hp.valid_from < b.hi AND (hp.valid_to IS NULL OR hp.valid_to > b.lo)
+	   AND (hp.valid_to IS NULL OR hp.valid_to > hp.valid_from)
+), ev AS (
+	SELECT customer_id, service_id, valid_from AS at, 0 AS kind, 0::bigint AS id,
+		   secs AS delta, NULL::uuid AS sub, 0 AS dur FROM lic
+	UNION ALL
+	SELECT customer_id, service_id, valid_to, 0, 0, -secs, NULL, 0 FROM lic
+	 WHERE valid_to IS NOT NULL
+	UNION ALL
+	SELECT customer_id, service_id, valid_to, 1, 0, 0, NULL, 0 FROM hol
+	 WHERE valid_to IS NOT NULL
+	UNION ALL
+	SELECT customer_id, service_id, valid_from, 2, 0, 0, subscription_id, 0 FROM hol
+	UNION ALL
+	SELECT u.customer_id, u.service_id, u.started_at, 3, u.usage_id, 0, NULL, u.duration_s
+	  FROM overage.usage u, b
+	 WHERE u.started_at >= b.lo AND u.started_at < b.hi
+), w AS (
+	SELECT ev.*,
+		   sum(delta) OVER o AS pool,
+		   sum(dur) OVER o - dur AS used_before,
+		   count(*) FILTER (WHERE kind IN (1, 2)) OVER o AS hgrp
+	  FROM ev
+	WINDOW o AS (PARTITION BY customer_id, service_id ORDER BY at, kind, id
+				 ROWS UNBOUNDED PRECEDING)
+), w2 AS (
+	SELECT w.*, first_value(sub) OVER (PARTITION BY customer_id, service_id, hgrp
+									   ORDER BY at, kind, id) AS holder
+	  FROM w
+), rated AS (
+	SELECT customer_id, service_id, holder,
+		   dur - least(greatest(pool - used_before, 0), dur) AS over
+	  FROM w2 WHERE kind = 3
+)
+SELECT s.partner_id, r.customer_id, r.service_id, r.holder, sum(r.over)::bigint
+  FROM rated r LEFT JOIN overage.subscription s ON s.subscription_id = r.holder
+ GROUP BY 1, 2, 3, 4
+HAVING sum(r.over) > 0
+$$;
