@@ -1,0 +1,102 @@
+-- A month of calls: usage ingest, live pool status, month close and the
+-- partners' reconciliation files.  Continues the database of 10-holder.sql.
+SET timezone = 'UTC';
+\pset footer off
+
+\echo
+\echo '== A month of generated calls: 3,000 more customers of Contoso and Fabrikam'
+INSERT INTO overage.customer
+SELECT format('C-%s', lpad(i::text, 4, '0')), format('Customer %s', i),
+	   (ARRAY['SE', 'NO', 'DK', 'FI'])[1 + i % 4]
+  FROM generate_series(1, 3000) i;
+-- every customer has 1 to 5 E5 licences (120 minutes each) bought in September
+SELECT count(overage.purchase(CASE WHEN i % 3 = 0 THEN 'P-FABRIKAM' ELSE 'P-CONTOSO' END,
+							  format('C-%s', lpad(i::text, 4, '0')),
+							  'CFQ7TTC0LF8Q', '0002', 1 + i % 5,
+							  '2026-09-15 09:00+00'::timestamptz + i * interval '1 minute')) AS licences_bought
+  FROM generate_series(1, 3000) i;
+
+\echo '   every 50th customer: its holder sets Domestic Calling overage to None on Oct 10'
+SELECT count(overage.release_overage(h.partner_id, h.customer_id, 'PSTN-DOM', '2026-10-10 00:00+00')) AS released
+  FROM overage.holder h
+ WHERE h.service_id = 'PSTN-DOM' AND h.customer_id ~ '^C-[0-9]{4}$'
+   AND right(h.customer_id, 4)::int % 50 = 0;
+
+\echo '   customer C-0007 changes hands mid-month: Contoso releases, Fabrikam buys and assigns'
+SELECT overage.release_overage('P-CONTOSO', 'C-0007', 'PSTN-DOM', '2026-10-16 00:00+00');
+SELECT overage.purchase('P-FABRIKAM', 'C-0007', 'CFQ7TTC0LF8Q', '0002', 2, '2026-10-16 00:05+00') IS NOT NULL AS bought;
+SELECT overage.assign_overage('P-FABRIKAM', 'C-0007', 'PSTN-DOM', s.subscription_id, '2026-10-16 00:10+00')
+  FROM overage.subscription s
+ WHERE s.partner_id = 'P-FABRIKAM' AND s.customer_id = 'C-0007' AND s.kind = 'overage';
+
+\echo '   customer C-0011 gets 3 more licences mid-month (a bigger pool from Oct 14)'
+SELECT overage.purchase('P-CONTOSO', 'C-0011', 'CFQ7TTC0LF8Q', '0002', 3, '2026-10-14 12:00+00') IS NOT NULL AS bought;
+
+\echo '   ingest: one INSERT ... SELECT of October''s calls (about 40 per customer)'
+\timing on
+INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s)
+SELECT c.customer_id,
+	   CASE WHEN n % 10 = 0 THEN 'PSTN-INTL' ELSE 'PSTN-DOM' END,
+	   format('user%s@%s', n % 9, c.customer_id),
+	   '2026-10-01 00:00+00'::timestamptz
+		 + ((hashtext(c.customer_id || n) & 2147483647) % 2678400) * interval '1 second',
+	   30 + (hashtext(n || c.customer_id) & 2147483647) % 1500
+  FROM overage.customer c
+ CROSS JOIN generate_series(1, 40) n;
+\echo '   and C-0007''s busy call centre: a 20-minute call every day at 10:00, one during the None window'
+INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s)
+SELECT 'C-0007', 'PSTN-DOM', 'callcentre@C-0007', d + interval '10 hours', 1200
+  FROM generate_series('2026-10-01 00:00+00'::timestamptz, '2026-10-31 00:00+00', interval '1 day') d
+UNION ALL
+SELECT 'C-0007', 'PSTN-DOM', 'callcentre@C-0007', '2026-10-16 00:02+00', 300;
+\timing off
+SELECT count(*) AS calls, sum(duration_s) / 60 AS minutes FROM overage.usage;
+
+\echo '== Live pool status of Tailspin Toys (Domestic Calling) during October'
+SELECT t AS at, p.*
+  FROM unnest(ARRAY['2026-10-02 00:00+00', '2026-10-10 00:00+00', '2026-10-20 00:00+00',
+					'2026-10-31 23:59:59+00']::timestamptz[]) t,
+	   LATERAL overage.pool_status('C-TAILSPIN', 'PSTN-DOM', t) p;
+\echo '   and of C-0011 before and after its mid-month licences'
+SELECT t AS at, p.*
+  FROM unnest(ARRAY['2026-10-14 11:59+00', '2026-10-14 12:00+00']::timestamptz[]) t,
+	   LATERAL overage.pool_status('C-0011', 'PSTN-DOM', t) p;
+
+\echo '== Preview, then close October'
+SELECT coalesce(partner_id, '(unassigned)') AS partner, count(*) AS lines,
+	   sum(quantity) AS minutes, sum(amount) AS amount, currency
+  FROM overage.preview_month('2026-10-01') GROUP BY 1, currency ORDER BY 1;
+SELECT overage.close_month('2026-10-01') AS lines_written;
+\echo '   a late call dated in October is refused now:'
+SELECT demo.try($$INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s)
+					 VALUES ('C-TAILSPIN', 'PSTN-DOM', 'late', '2026-10-31 23:00+00', 60)$$) AS late_call;
+
+\echo '== Tailspin Toys: the lines of its handoff month'
+SELECT coalesce(partner_id, '(unassigned)') AS partner, service_id, overage_seconds, quantity, unit_price, amount
+  FROM overage.charge WHERE customer_id = 'C-TAILSPIN' ORDER BY service_id, partner_id NULLS FIRST;
+
+\echo '== C-0007: Domestic Calling overage split at its mid-month handoff (None between 00:00 and 00:10 on Oct 16)'
+SELECT coalesce(partner_id, '(unassigned)') AS partner, service_id, overage_seconds, quantity, unit_price, amount
+  FROM overage.charge WHERE customer_id = 'C-0007' ORDER BY service_id, partner_id NULLS FIRST;
+
+\echo '== Each partner''s reconciliation file for October (first lines and totals)'
+SELECT "PartnerId", "CustomerId", "CustomerName", "SubscriptionDescription", "MeterName",
+	   "Quantity", "UnitPrice", "BillingPreTaxTotal", "BillingCurrency"
+  FROM overage.reconciliation('P-CONTOSO', '2026-10-01') ORDER BY "CustomerId", "MeterName" LIMIT 8;
+SELECT "PartnerId", "CustomerId", "CustomerName", "SubscriptionDescription", "MeterName",
+	   "Quantity", "UnitPrice", "BillingPreTaxTotal", "BillingCurrency"
+  FROM overage.reconciliation('P-FABRIKAM', '2026-10-01') ORDER BY "CustomerId", "MeterName" LIMIT 8;
+SELECT p.partner_id, count(r.*) AS lines, sum(r."BillingPreTaxTotal") AS total
+  FROM overage.partner p, LATERAL overage.reconciliation(p.partner_id, '2026-10-01') r
+ GROUP BY 1 ORDER BY 1;
+
+\set csv :out '/recon-P-CONTOSO-2026-10.csv'
+COPY (SELECT * FROM overage.reconciliation('P-CONTOSO', '2026-10-01')) TO STDOUT (FORMAT csv, HEADER) \g :csv
+\set csv2 :out '/recon-P-FABRIKAM-2026-10.csv'
+COPY (SELECT * FROM overage.reconciliation('P-FABRIKAM', '2026-10-01')) TO STDOUT (FORMAT csv, HEADER) \g :csv2
+\echo '== Reconciliation files written (what \\copy (select * from overage.reconciliation(...)) to FILE csv header writes):'
+\echo :csv
+\echo :csv2
+\echo '   first lines of' :csv
+\setenv CSV :csv
+\! head -4 "$CSV"
