@@ -19,7 +19,8 @@ An independent Python model of SPEC ("Time and money", "The pool at an
 instant", "Attributing a call", "Month close") keeps its own history of
 licences, quantities and holders (not read from the extension's tables;
 only the ids the extension generates are read back: subscription ids and
-usage ids via RETURNING, the latter being the tie-breaker) and predicts:
+usage ids via RETURNING, the latter being the tie-breaker of calls that
+start at the same instant) and predicts:
 
   * pool_status(customer, service, at), every column, at random instants,
     change instants and call start instants (calls that started before at);
@@ -29,6 +30,11 @@ usage ids via RETURNING, the latter being the tie-breaker) and predicts:
   * reconciliation(partner, month): one row per charge line of the
     partner, with its amounts;
   * usage_month's running figures (calls, seconds).
+
+Note: the order among calls of a (customer, service) that start at the
+same instant cannot show in these results (they see the same pool and the
+same holder, so their total included seconds do not depend on the order);
+the model applies the (started_at, usage_id) order all the same.
 
 Exits 1 on the first disagreement, printing seed, step and both values.
 Standard library only; psql runs as one long-lived subprocess.
@@ -646,6 +652,10 @@ class Scenario:
         if got != want:
             self.fail('preview_month(%s) differs:\n  model    %s\n  database %s'
                       % (mo, fmt_lines(want), fmt_lines(got)))
+        if mo not in self.model.closed:
+            n = self.query_json("SELECT count(*) FROM overage.charge WHERE month = '%s'" % mo.isoformat())
+            if n != 0:
+                self.fail('preview_month(%s) of an open month left %d charge lines' % (mo, n))
         self.count('preview_month checks')
         return want
 
