@@ -1,0 +1,794 @@
+#!/usr/bin/env python3
+"""
+Model-based randomized test of metering: pool, attribution, month close,
+reconciliation.
+
+Each scenario (fixed seed) makes a small catalog (services with unit prices
+of up to 4 decimals, one of them pure pay-as-you-go; SKUs with and without
+IncludeOverage, random minutes per licence), 2-3 partners and a few
+customers, then walks a timeline inside one or two calendar months (UTC):
+purchase, set_quantity, cancel, create_azure_subscription, assign_overage,
+release_overage (the operator, through the public API), interleaved with
+INSERTs of calls into overage.usage -- single and multi-row, out of time
+order, ties on started_at, calls exactly at change instants and at month
+boundaries -- and invalid INSERTs (unknown customer or service, duration 0
+or over 86400 s, a time in a closed month) that must fail with the right
+SQLSTATE and write nothing.
+
+An independent Python model of SPEC ("Time and money", "The pool at an
+instant", "Attributing a call", "Month close") keeps its own history of
+licences, quantities and holders (not read from the extension's tables;
+only the ids the extension generates are read back: subscription ids and
+usage ids via RETURNING, the latter being the tie-breaker of calls that
+start at the same instant) and predicts:
+
+  * pool_status(customer, service, at), every column, at random instants,
+    change instants and call start instants (calls that started before at);
+  * preview_month(month), line for line;
+  * close_month(month): the number of lines, then overage.charge; a second
+    close and usage dated in the month fail with OV006;
+  * reconciliation(partner, month): one row per charge line of the
+    partner, with its amounts;
+  * usage_month's running figures (calls, seconds).
+
+Note: the order among calls of a (customer, service) that start at the
+same instant cannot show in these results (they see the same pool and the
+same holder, so their total included seconds do not depend on the order);
+the model applies the (started_at, usage_id) order all the same.
+
+Exits 1 on the first disagreement, printing seed, step and both values.
+Standard library only; psql runs as one long-lived subprocess.
+
+Usage: metering_model.py DBNAME [SEEDS] [STEPS]
+"""
+import datetime
+import decimal
+import json
+import random
+import subprocess
+import sys
+from decimal import Decimal, ROUND_HALF_UP
+
+decimal.getcontext().prec = 60
+UTC = datetime.timezone.utc
+SERVICES = ['dom', 'intl', 'payg']       # payg: 0 minutes in every SKU
+# product -> (includes overage, services)
+SKUS = {
+    'OVD': (True, ['dom', 'payg']),
+    'OVB': (True, ['dom', 'intl']),
+    'OVI': (True, ['intl']),
+    'NOD': (False, ['dom', 'intl']),
+}
+TAGS = {'OVD': 'Telco;IncludeOverage', 'OVB': 'IncludeOverage', 'OVI': 'includeoverage, Voice',
+        'NOD': 'Telco'}
+# first months of the scenarios: year ends, February, 30/31-day months
+FIRST_MONTHS = [(2025, 12), (2026, 2), (2026, 4), (2026, 1), (2026, 6)]
+
+
+class Disagreement(Exception):
+    pass
+
+
+class Psql:
+    """One psql session; run() returns the text lines a statement printed."""
+
+    def __init__(self, db):
+        self.p = subprocess.Popen(
+            ['psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=0', '-d', db],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, bufsize=1)
+
+    def run(self, sql):
+        self.p.stdin.write(sql.rstrip().rstrip(';') + ';\n\\echo __END__\n')
+        self.p.stdin.flush()
+        out = []
+        while True:
+            line = self.p.stdout.readline()
+            if line == '':
+                raise RuntimeError('psql ended; output so far: %r' % out)
+            line = line.rstrip('\n')
+            if line == '__END__':
+                return out
+            out.append(line)
+
+    def one(self, sql):
+        out = self.run(sql)
+        if len(out) != 1:
+            raise RuntimeError('expected one line from %s, got %r' % (sql, out))
+        return out[0]
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait()
+
+
+HELPERS = r"""
+CREATE OR REPLACE FUNCTION pg_temp.model_try(stmt text) RETURNS text LANGUAGE plpgsql AS $f$
+DECLARE st text; msg text; r text;
+BEGIN
+    EXECUTE stmt INTO r;
+    RETURN json_build_object('ok', true, 'result', r)::text;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+    RETURN json_build_object('ok', false, 'sqlstate', st, 'message', msg)::text;
+END $f$;
+"""
+
+
+def lit(v):
+    return "'%s'" % str(v).replace("'", "''")
+
+
+def tslit(t):
+    return "'%s'::timestamptz" % t.strftime('%Y-%m-%d %H:%M:%S.%f+00')
+
+
+def month_of(t):
+    return datetime.date(t.year, t.month, 1)
+
+
+def next_month(d):
+    return datetime.date(d.year + (d.month == 12), d.month % 12 + 1, 1)
+
+
+def as_instant(d):
+    return datetime.datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def minutes6(seconds):
+    """round(seconds / 60.0, 6) as PostgreSQL's numeric prints it."""
+    return str((Decimal(seconds) / Decimal(60)).quantize(Decimal('0.000001'), rounding=ROUND_HALF_UP))
+
+
+def amount2(seconds, price):
+    """round(seconds * unit_price / 60, 2): numeric round is half away from zero."""
+    return str((Decimal(seconds) * price / Decimal(60)).quantize(Decimal('0.01'), rounding=ROUND_HALF_UP))
+
+
+class Model:
+    """SPEC's metering rules over an independent history of the data."""
+
+    def __init__(self, minutes, prices):
+        self.minutes = minutes      # (product, service) -> minutes per licence
+        self.prices = prices        # service -> Decimal
+        self.subs = {}              # id -> dict(partner, customer, kind, product, created, ended, qhist)
+        self.prov = {}              # (partner, customer) -> overage subscription id
+        self.holders = {}           # (customer, service) -> [(at, sub or None)], in order of change
+        self.calls = []             # dict(id, customer, service, at, d)
+        self.closed = set()         # months
+
+    # -- history ----------------------------------------------------------
+    @staticmethod
+    def active(s, t):
+        return s['created'] <= t and (s['ended'] is None or t < s['ended'])
+
+    def quantity(self, s, t):
+        q = None
+        for at, qty in s['qhist']:
+            if at <= t:
+                q = qty
+        return q
+
+    def pool_s(self, c, svc, t):
+        total = 0
+        for s in self.subs.values():
+            if s['kind'] != 'license' or s['customer'] != c or not self.active(s, t):
+                continue
+            if svc in SKUS[s['product']][1]:
+                total += self.quantity(s, t) * self.minutes[(s['product'], svc)]
+        return 60 * total
+
+    def holder(self, c, svc, t):
+        h = None
+        for at, sub in self.holders.get((c, svc), []):
+            if at <= t:
+                h = sub
+        return h
+
+    def current_holder(self, c, svc):
+        h = self.holders.get((c, svc))
+        return h[-1][1] if h else None
+
+    def eligible(self, p, c, svc, t):
+        return any(s['kind'] == 'license' and s['partner'] == p and s['customer'] == c
+                   and SKUS[s['product']][0] and svc in SKUS[s['product']][1]
+                   and self.active(s, t) for s in self.subs.values())
+
+    # -- attribution --------------------------------------------------------
+    def attribute(self, c, svc, month, before=None):
+        """[(call, overage seconds, holder)] for the calls of (c, svc) in the
+        month (that started before `before`), in (started_at, usage_id) order."""
+        calls = sorted((k for k in self.calls
+                        if k['customer'] == c and k['service'] == svc and month_of(k['at']) == month
+                        and (before is None or k['at'] < before)),
+                       key=lambda k: (k['at'], k['id']))
+        used = 0
+        out = []
+        for k in calls:
+            included = min(max(self.pool_s(c, svc, k['at']) - used, 0), k['d'])
+            out.append((k, k['d'] - included, self.holder(c, svc, k['at'])))
+            used += k['d']
+        return out
+
+    def pool_status(self, c, svc, t):
+        m = month_of(t)
+        rows = self.attribute(c, svc, m, before=t)
+        pool = self.pool_s(c, svc, t)
+        used = sum(k['d'] for k, _, _ in rows)
+        over = sum(o for _, o, _ in rows)
+        unassigned = sum(o for _, o, h in rows if h is None)
+        return [m.isoformat(), minutes6(pool), minutes6(used), minutes6(max(pool - used, 0)),
+                minutes6(over), minutes6(unassigned)]
+
+    def lines(self, month):
+        """The charge lines of the month, as preview_month/charge rows."""
+        groups = {}
+        keys = sorted(set((k['customer'], k['service']) for k in self.calls if month_of(k['at']) == month))
+        for c, svc in keys:
+            for _, o, h in self.attribute(c, svc, month):
+                if o > 0:
+                    g = (c, svc, h, self.prices[svc])
+                    groups[g] = groups.get(g, 0) + o
+        out = []
+        for (c, svc, h, price), secs in groups.items():
+            out.append([month.isoformat(), self.subs[h]['partner'] if h else None, c, svc, h, secs,
+                        minutes6(secs), price, amount2(secs, price), 'USD'])
+        return sorted(out, key=line_key)
+
+    def usage_figures(self):
+        f = {}
+        for k in self.calls:
+            key = (month_of(k['at']).isoformat(), k['customer'], k['service'])
+            n, s = f.get(key, (0, 0))
+            f[key] = (n + 1, s + k['d'])
+        return sorted([m, c, svc, n, s] for (m, c, svc), (n, s) in f.items())
+
+    # -- the API (the operator's calls); each returns None or the SQLSTATE
+    # it must fail with, and changes the model only on success.
+    def purchase(self, p, c, product, qty, t, lic, overage_sub):
+        self.subs[lic] = {'partner': p, 'customer': c, 'kind': 'license', 'product': product,
+                          'created': t, 'ended': None, 'qhist': [(t, qty)]}
+        if SKUS[product][0]:
+            for svc in sorted(SKUS[product][1]):
+                if (c, svc) not in self.holders:          # first-in, once ever
+                    self.holders[(c, svc)] = [(t, overage_sub)]
+
+    def add_target(self, p, c, kind, sub, t):
+        self.subs[sub] = {'partner': p, 'customer': c, 'kind': kind, 'product': None,
+                          'created': t, 'ended': None, 'qhist': []}
+
+    def set_quantity(self, sub, qty, t):
+        s = self.subs[sub]
+        if s['ended'] is not None:
+            return '55000'
+        s['qhist'].append((t, qty))
+        return None
+
+    def cancel(self, sub, t):
+        s = self.subs[sub]
+        if s['ended'] is not None:
+            return '55000'
+        if any(h[-1][1] == sub for h in self.holders.values()):
+            return '55000'
+        s['ended'] = t
+        if s['kind'] == 'license' and SKUS[s['product']][0]:
+            p, c = s['partner'], s['customer']
+            for svc in sorted(SKUS[s['product']][1]):
+                h = self.current_holder(c, svc)
+                if h is not None and self.subs[h]['partner'] == p and not self.eligible(p, c, svc, t):
+                    self.holders[(c, svc)].append((t, None))   # automatic release
+        return None
+
+    def assign(self, p, c, svc, sub, t):
+        cur = self.current_holder(c, svc)
+        if cur == sub and self.subs[sub]['partner'] == p:
+            return None                                     # no change, nothing logged
+        if not self.eligible(p, c, svc, t):
+            return 'OV001'
+        s = self.subs[sub]
+        if s['partner'] != p or s['customer'] != c or s['kind'] not in ('overage', 'azure_subscription') \
+                or not self.active(s, t):
+            return 'OV003'
+        if cur is not None and self.subs[cur]['partner'] != p:
+            return 'OV002'
+        self.holders.setdefault((c, svc), []).append((t, sub))
+        return None
+
+    def release(self, p, c, svc, t):
+        cur = self.current_holder(c, svc)
+        if cur is None:
+            return None                                     # None already: no-op
+        if self.subs[cur]['partner'] != p:
+            return 'OV004'
+        self.holders[(c, svc)].append((t, None))
+        return None
+
+
+def line_key(line):
+    return tuple('' if x is None else str(x) for x in line)
+
+
+class Scenario:
+    def __init__(self, psql, seed, steps):
+        self.db = psql
+        self.seed = seed
+        self.r = random.Random(seed)
+        self.steps = steps
+        self.step_no = 0
+        self.history = []
+        self.stats = {}
+        r = self.r
+        y, mo = FIRST_MONTHS[seed % len(FIRST_MONTHS)]
+        m1 = datetime.date(y, mo, 1)
+        self.months = [m1] if r.random() < 0.25 else [m1, next_month(m1)]
+        self.start = as_instant(self.months[0])
+        self.end = as_instant(next_month(self.months[-1]))     # exclusive
+        self.partners = ['P%d' % i for i in range(1, r.choice([2, 3, 3]) + 1)]
+        self.customers = ['C%d' % i for i in range(1, r.choice([2, 3, 4]) + 1)]
+        minutes = {}
+        for product, (_, svcs) in SKUS.items():
+            for svc in svcs:
+                minutes[(product, svc)] = 0 if svc == 'payg' else r.choice([1, 2, 5, 10, 15, 30, 45])
+        prices = {}
+        for svc in SERVICES:
+            prices[svc] = r.choice([Decimal('0.02'), Decimal('0.0125'), Decimal('0.1'), Decimal('0'),
+                                    Decimal('1.2345'), Decimal(r.randint(1, 99999)) / Decimal(10000),
+                                    Decimal(r.randint(1, 9999)) / Decimal(10000)])
+        self.model = Model(minutes, prices)
+        self.clock = self.start + datetime.timedelta(seconds=r.randrange(0, 6 * 3600))
+        self.change_instants = []
+        self.next_user = 0
+
+    # -- reporting ----------------------------------------------------------
+    def fail(self, what):
+        lines = ['DISAGREEMENT in seed %d, step %d: %s' % (self.seed, self.step_no, what),
+                 'catalog: minutes %r, prices %r' % (
+                     sorted(self.model.minutes.items()),
+                     sorted((k, str(v)) for k, v in self.model.prices.items())),
+                 'last statements:']
+        lines += ['  ' + h for h in self.history[-25:]]
+        raise Disagreement('\n'.join(lines))
+
+    def count(self, what):
+        self.stats[what] = self.stats.get(what, 0) + 1
+
+    def try_sql(self, sql):
+        out = self.db.run("SELECT pg_temp.model_try(%s)" % ("$q$" + sql + "$q$"))
+        if len(out) != 1:
+            self.fail('unexpected psql output %r for %s' % (out, sql))
+        res = json.loads(out[0])
+        self.history.append('%s -> %s' % (sql, 'ok %s' % res['result'] if res['ok']
+                                         else '%s (%s)' % (res['sqlstate'], res['message'])))
+        return res
+
+    def expect(self, sql, want_err):
+        res = self.try_sql(sql)
+        got = None if res['ok'] else res['sqlstate']
+        if got != want_err:
+            self.fail('%s: model expects %s, database says %s%s' % (
+                sql, want_err or 'success', got or 'success',
+                '' if res['ok'] else ' (%s)' % res['message']))
+        return res
+
+    def query_json(self, sql):
+        out = self.db.run(sql)
+        try:
+            return json.loads(out[-1])
+        except (ValueError, IndexError):
+            self.fail('cannot read %s: %r' % (sql, out))
+
+    # -- setup --------------------------------------------------------------
+    def setup(self):
+        m = self.model
+        sql = ["DROP EXTENSION IF EXISTS overage CASCADE", "CREATE EXTENSION overage"]
+        sql.append("INSERT INTO overage.service (service_id, name, unit_price) VALUES " + ", ".join(
+            "(%s, %s, %s)" % (lit(s), lit('Service ' + s), lit(str(m.prices[s]))) for s in SERVICES))
+        sql.append("INSERT INTO overage.sku (product_id, sku_id, title, tags) VALUES " + ", ".join(
+            "(%s, '1', %s, %s)" % (lit(p), lit('SKU ' + p), lit(TAGS[p])) for p in SKUS))
+        sql.append("INSERT INTO overage.sku_service VALUES " + ", ".join(
+            "(%s, '1', %s, %d)" % (lit(p), lit(s), n) for (p, s), n in sorted(m.minutes.items())))
+        sql.append("INSERT INTO overage.partner VALUES " + ", ".join(
+            "(%s, %s)" % (lit(p), lit('Partner ' + p)) for p in self.partners))
+        sql.append("INSERT INTO overage.customer VALUES " + ", ".join(
+            "(%s, %s, 'US')" % (lit(c), lit('Customer ' + c)) for c in self.customers))
+        for s in sql:
+            out = self.db.run(s)
+            if any('ERROR' in line for line in out):
+                raise RuntimeError('setup failed: %s: %r' % (s, out))
+
+    # -- the timeline ---------------------------------------------------------
+    def open_months(self):
+        return [mo for mo in self.months if mo not in self.model.closed]
+
+    def advance(self):
+        r = self.r
+        step = r.choice([0, 0, 1, 60, 600, 3600, 4 * 3600, 86400, 86400, 2 * 86400])
+        t = self.clock + datetime.timedelta(seconds=step)
+        if t >= self.end:
+            return None
+        self.clock = t
+        return t
+
+    def api_step(self):
+        r, m = self.r, self.model
+        t = self.advance()
+        if t is None:
+            return self.usage_step()
+        self.change_instants.append(t)
+        # in creation order (not by uuid: the seed alone decides the scenario)
+        licences = [k for k, s in m.subs.items() if s['kind'] == 'license']
+        live = [k for k in licences if m.subs[k]['ended'] is None]
+        op = r.choices(['purchase', 'set_quantity', 'cancel', 'azure', 'assign', 'release'],
+                       [30, 18, 10, 5, 22, 15])[0]
+        if op != 'purchase' and not licences:
+            op = 'purchase'
+        if op == 'purchase':
+            p, c = r.choice(self.partners), r.choice(self.customers)
+            product = r.choice(sorted(SKUS))
+            qty = r.choice([1, 1, 2, 3, 5])
+            res = self.expect("SELECT overage.purchase(%s, %s, %s, '1', %d, %s)::text"
+                              % (lit(p), lit(c), lit(product), qty, tslit(t)), None)
+            lic = res['result']
+            overage_sub = m.prov.get((p, c))
+            if SKUS[product][0] and overage_sub is None:
+                rows = self.query_json(
+                    "SELECT json_agg(json_build_array(kind, subscription_id)) FROM overage.subscription"
+                    " WHERE partner_id = %s AND customer_id = %s AND kind IN ('overage', 'azure_subscription')"
+                    % (lit(p), lit(c)))
+                kinds = sorted(k for k, _ in rows)
+                if kinds != ['azure_subscription', 'overage']:
+                    self.fail('first overage purchase of %s for %s provisioned %r' % (p, c, rows))
+                for kind, sub in sorted(rows):
+                    m.add_target(p, c, kind, sub, t)
+                    if kind == 'overage':
+                        m.prov[(p, c)] = overage_sub = sub
+            m.purchase(p, c, product, qty, t, lic, overage_sub)
+            self.count('purchase ok')
+        elif op == 'set_quantity':
+            sub = r.choice(live if live and r.random() < 0.9 else licences)
+            qty = r.choice([1, 2, 3, 4, 6, 10])
+            err = m.set_quantity(sub, qty, t)
+            self.expect("SELECT overage.set_quantity(%s, %d, %s)::text" % (lit(sub), qty, tslit(t)), err)
+            self.count('set_quantity %s' % (err or 'ok'))
+        elif op == 'cancel':
+            sub = r.choice(live if live and r.random() < 0.9 else licences)
+            if r.random() < 0.1:
+                held = [h[-1][1] for h in m.holders.values() if h[-1][1]]
+                sub = r.choice(held) if held else sub
+            err = m.cancel(sub, t)
+            self.expect("SELECT overage.cancel(%s, %s)::text" % (lit(sub), tslit(t)), err)
+            self.count('cancel %s' % (err or 'ok'))
+        elif op == 'azure':
+            if not m.prov:
+                return
+            p, c = r.choice(sorted(m.prov))
+            res = self.expect("SELECT overage.create_azure_subscription(%s, %s, %s)::text"
+                              % (lit(p), lit(c), tslit(t)), None)
+            m.add_target(p, c, 'azure_subscription', res['result'], t)
+            self.count('create_azure_subscription ok')
+        elif op == 'assign':
+            targets = [k for k, s in m.subs.items() if s['kind'] != 'license']
+            if not targets:
+                return
+            if r.random() < 0.8:
+                # mostly a partner with a live overage licence, to its own target
+                cands = sorted(set((m.subs[k]['partner'], m.subs[k]['customer'], svc) for k in live
+                                   if SKUS[m.subs[k]['product']][0] for svc in SKUS[m.subs[k]['product']][1]))
+                if not cands:
+                    return
+                p, c, svc = r.choice(cands)
+                own = [k for k in targets if m.subs[k]['partner'] == p and m.subs[k]['customer'] == c]
+                sub = r.choice(own) if own else r.choice(targets)
+            else:
+                sub = r.choice(targets)
+                p, c, svc = r.choice(self.partners), r.choice(self.customers), r.choice(SERVICES)
+            err = m.assign(p, c, svc, sub, t)
+            self.expect("SELECT overage.assign_overage(%s, %s, %s, %s, %s)::text"
+                        % (lit(p), lit(c), lit(svc), lit(sub), tslit(t)), err)
+            self.count('assign_overage %s' % (err or 'ok'))
+        else:
+            keys = sorted(k for k, h in m.holders.items() if h[-1][1] is not None)
+            if keys and r.random() < 0.8:
+                c, svc = r.choice(keys)
+                holder_p = m.subs[m.current_holder(c, svc)]['partner']
+                p = holder_p if r.random() < 0.85 else r.choice(self.partners)
+            else:
+                p, c, svc = r.choice(self.partners), r.choice(self.customers), r.choice(SERVICES)
+            err = m.release(p, c, svc, t)
+            self.expect("SELECT overage.release_overage(%s, %s, %s, %s)::text"
+                        % (lit(p), lit(c), lit(svc), tslit(t)), err)
+            self.count('release_overage %s' % (err or 'ok'))
+
+    def call_instant(self, months):
+        r, m = self.r, self.model
+        kind = r.random()
+        ties = [k['at'] for k in m.calls if month_of(k['at']) in months]
+        changes = [t for t in self.change_instants if month_of(t) in months]
+        if kind < 0.2 and changes:
+            return r.choice(changes)                        # exactly at a change
+        if kind < 0.35 and ties:
+            return r.choice(ties)                           # tie on started_at
+        if kind < 0.40:
+            mo = r.choice(months)
+            edge = as_instant(mo) if r.random() < 0.5 else \
+                as_instant(next_month(mo)) - datetime.timedelta(microseconds=1)
+            return edge                                     # month boundaries
+        mo = r.choice(months)
+        lo, hi = as_instant(mo), as_instant(next_month(mo))
+        if kind < 0.7 and lo <= self.clock < hi:
+            # around the timeline's present, where the changes are
+            lo = max(lo, self.clock - datetime.timedelta(days=3))
+        span = int((hi - lo).total_seconds())
+        t = lo + datetime.timedelta(seconds=r.randrange(span))
+        if r.random() < 0.15:
+            t += datetime.timedelta(microseconds=r.randrange(1, 1000000))
+        return t
+
+    def usage_rows(self, n, months):
+        r = self.r
+        rows = []
+        for _ in range(n):
+            self.next_user += 1
+            d = r.choice([1, 30, 59, 60, 61, 90, 300, 600, 900, 1200, 1800, 3600, 7200, 86400,
+                          r.randint(1, 2400), r.randint(1, 2400)])
+            rows.append({'customer': r.choice(self.customers), 'service': r.choice(SERVICES),
+                         'user': 'u%d' % self.next_user, 'at': self.call_instant(months), 'd': d})
+        return rows
+
+    def insert_sql(self, rows):
+        values = ", ".join("(%s, %s, %s, %s, %d)" % (lit(k['customer']), lit(k['service']), lit(k['user']),
+                                                     tslit(k['at']), k['d']) for k in rows)
+        return ("WITH ins AS (INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s)"
+                " VALUES %s RETURNING usage_id, user_id)"
+                " SELECT coalesce(json_agg(json_build_array(user_id, usage_id)), '[]')::text FROM ins" % values)
+
+    def usage_step(self):
+        months = self.open_months()
+        if not months:
+            return self.invalid_usage_step()
+        n = self.r.choice([1, 1, 1, 2, 3, 5, 8])
+        rows = self.usage_rows(n, months)
+        res = self.expect(self.insert_sql(rows), None)
+        ids = dict(json.loads(res['result']))
+        if len(ids) != len(rows):
+            self.fail('INSERT of %d calls returned %r' % (len(rows), ids))
+        for k in rows:
+            k['id'] = ids[k['user']]
+            self.model.calls.append(k)
+        self.count('usage insert ok (%s rows)' % ('1' if n == 1 else 'multi'))
+        self.stats['usage calls'] = self.stats.get('usage calls', 0) + n
+        self.check_written()
+
+    def invalid_usage_step(self):
+        r = self.r
+        months = self.open_months()
+        kinds = ['customer', 'service', 'zero', 'long']
+        if self.model.closed:
+            kinds += ['closed', 'closed']
+        kind = r.choice(kinds) if months else 'closed'
+        rows = self.usage_rows(r.choice([0, 0, 1, 3]), months) if months else []
+        self.next_user += 1
+        bad = {'customer': r.choice(self.customers), 'service': r.choice(SERVICES),
+               'user': 'bad%d' % self.next_user, 'd': r.randint(1, 600),
+               'at': self.call_instant(months) if months else self.start}
+        if kind == 'customer':
+            bad['customer'], want = 'C99', '23503'
+        elif kind == 'service':
+            bad['service'], want = 'fax', '23503'
+        elif kind == 'zero':
+            bad['d'], want = 0, '23514'
+        elif kind == 'long':
+            bad['d'], want = r.choice([86401, 90000, 172800]), '22023'
+        else:
+            mo = r.choice(sorted(self.model.closed))
+            bad['at'] = r.choice([as_instant(mo), as_instant(next_month(mo)) - datetime.timedelta(microseconds=1),
+                                  as_instant(mo) + datetime.timedelta(seconds=r.randrange(28 * 86400))])
+            want = 'OV006'
+        rows.insert(r.randrange(len(rows) + 1), bad)
+        self.expect(self.insert_sql(rows), want)
+        self.count('usage refused %s' % want)
+        self.check_written()
+
+    # -- checks ---------------------------------------------------------------
+    def check_written(self):
+        got = self.query_json(
+            "SELECT json_build_array((SELECT count(*) FROM overage.usage),"
+            " (SELECT coalesce(json_agg(json_build_array(month::text, customer_id, service_id, calls, seconds)"
+            " ORDER BY month, customer_id, service_id), '[]') FROM overage.usage_month))")
+        if got[0] != len(self.model.calls):
+            self.fail('overage.usage has %d rows, model %d' % (got[0], len(self.model.calls)))
+        want = self.model.usage_figures()
+        if got[1] != want:
+            self.fail('usage_month differs:\n  model    %r\n  database %r' % (want, got[1]))
+
+    def check_pool(self):
+        r, m = self.r, self.model
+        probes = []
+        for c in self.customers:
+            for svc in SERVICES:
+                for _ in range(3):
+                    x = r.random()
+                    calls = [k['at'] for k in m.calls if k['customer'] == c and k['service'] == svc]
+                    if x < 0.3 and self.change_instants:
+                        t = r.choice(self.change_instants)
+                    elif x < 0.6 and calls:
+                        t = r.choice(calls)
+                    elif x < 0.7:
+                        t = as_instant(r.choice(self.months))
+                    else:
+                        span = int((self.end - self.start).total_seconds())
+                        t = self.start + datetime.timedelta(seconds=r.randrange(span))
+                    probes.append((c, svc, t))
+        values = ", ".join("(%d, %s, %s, %s)" % (i, lit(c), lit(svc), tslit(t))
+                           for i, (c, svc, t) in enumerate(probes))
+        got = self.query_json(
+            "SELECT json_agg(json_build_array(v.i, p.month::text, p.pool_minutes::text, p.used_minutes::text,"
+            " p.remaining_minutes::text, p.overage_minutes::text, p.unassigned_minutes::text) ORDER BY v.i)"
+            " FROM (VALUES %s) v(i, c, s, t), LATERAL overage.pool_status(v.c, v.s, v.t) p" % values)
+        if len(got) != len(probes):
+            self.fail('pool_status returned %d rows for %d probes' % (len(got), len(probes)))
+        for row, (c, svc, t) in zip(got, probes):
+            want = m.pool_status(c, svc, t)
+            if row[1:] != want:
+                self.fail('pool_status(%s, %s, %s) [month, pool, used, remaining, overage, unassigned]:'
+                          '\n  model    %r\n  database %r' % (c, svc, tslit(t), want, row[1:]))
+            self.count('pool_status probes')
+
+    LINE_COLS = ("month::text, partner_id, customer_id, service_id, subscription_id::text, overage_seconds,"
+                 " quantity::text, unit_price::text, amount::text, currency")
+
+    def db_lines(self, source):
+        got = self.query_json("SELECT coalesce(json_agg(json_build_array(%s)), '[]') FROM %s"
+                              % (self.LINE_COLS, source))
+        for line in got:
+            line[7] = Decimal(line[7])      # unit_price: compare the value
+        return sorted(got, key=line_key)
+
+    def check_preview(self, mo):
+        want = self.model.lines(mo)
+        # any date names its month
+        day = mo + datetime.timedelta(days=self.r.choice([0, 0, 14, (next_month(mo) - mo).days - 1]))
+        got = self.db_lines("overage.preview_month('%s')" % day.isoformat())
+        if got != want:
+            self.fail('preview_month(%s) differs:\n  model    %s\n  database %s'
+                      % (mo, fmt_lines(want), fmt_lines(got)))
+        if mo not in self.model.closed:
+            n = self.query_json("SELECT count(*) FROM overage.charge WHERE month = '%s'" % mo.isoformat())
+            if n != 0:
+                self.fail('preview_month(%s) of an open month left %d charge lines' % (mo, n))
+        self.count('preview_month checks')
+        return want
+
+    def close(self, mo):
+        m = self.model
+        want = self.check_preview(mo)
+        # the reconciliation file of an open month is refused
+        self.expect("SELECT count(*)::text FROM overage.reconciliation(%s, '%s')"
+                    % (lit(self.partners[0]), mo.isoformat()), 'OV007')
+        res = self.expect("SELECT overage.close_month('%s')::text" % (mo + datetime.timedelta(days=9)).isoformat(),
+                          None)
+        if int(res['result']) != len(want):
+            self.fail('close_month(%s) returned %s, model has %d lines' % (mo, res['result'], len(want)))
+        m.closed.add(mo)
+        for line in want:
+            self.count('charge lines %s' % ('unassigned' if line[1] is None else 'billed'))
+        self.stats['overage seconds'] = self.stats.get('overage seconds', 0) + sum(line[5] for line in want)
+        calls = [k for k in m.calls if month_of(k['at']) == mo]
+        self.stats['calls in closed months'] = self.stats.get('calls in closed months', 0) + len(calls)
+        seen = {}
+        for k in calls:
+            seen[(k['customer'], k['service'], k['at'])] = seen.get((k['customer'], k['service'], k['at']), 0) + 1
+        self.stats['calls tied on started_at'] = self.stats.get('calls tied on started_at', 0) + \
+            sum(n for n in seen.values() if n > 1)
+        changes = set(self.change_instants)
+        self.stats['calls at a change instant'] = self.stats.get('calls at a change instant', 0) + \
+            sum(1 for k in calls if k['at'] in changes)
+        got = self.db_lines("overage.charge WHERE month = '%s'" % mo.isoformat())
+        if got != want:
+            self.fail('overage.charge of %s differs:\n  model    %s\n  database %s'
+                      % (mo, fmt_lines(want), fmt_lines(got)))
+        self.expect("SELECT overage.close_month('%s')::text" % mo.isoformat(), 'OV006')
+        for p in self.partners:
+            mine = [line for line in want if line[1] == p]
+            last = (next_month(mo) - datetime.timedelta(days=1)).isoformat()
+            exp = sorted([line[2], line[4], 'Overage subscription' if m.subs[line[4]]['kind'] == 'overage'
+                          else 'Azure subscription', mo.isoformat(), last, 'Usage', 'Overage',
+                          'Service ' + line[3], 'Minute', line[7], line[6], line[8], line[9]]
+                         for line in mine)
+            rec = self.query_json(
+                'SELECT json_build_array(coalesce(json_agg(json_build_array("CustomerId", "SubscriptionId",'
+                ' "SubscriptionDescription", "ChargeStartDate"::text, "ChargeEndDate"::text, "ChargeType",'
+                ' "MeterCategory", "MeterName", "Unit", "UnitPrice"::text, "Quantity"::text,'
+                ' "BillingPreTaxTotal"::text, "BillingCurrency")), \'[]\'),'
+                ' coalesce(sum("BillingPreTaxTotal"), 0)::text, count(*), bool_and("PartnerId" = %s))'
+                ' FROM overage.reconciliation(%s, \'%s\')' % (lit(p), lit(p), mo.isoformat()))
+            rows = rec[0]
+            for row in rows:
+                row[9] = Decimal(row[9])
+            rows.sort(key=line_key)
+            exp.sort(key=line_key)
+            total = str(sum((Decimal(line[8]) for line in mine), Decimal('0.00')))
+            if rows != exp or rec[2] != len(mine) or Decimal(rec[1]) != Decimal(total) or rec[3] is False:
+                self.fail('reconciliation(%s, %s) differs (sum %s vs %s, count %d vs %d):\n'
+                          '  model    %r\n  database %r' % (p, mo, total, rec[1], len(mine), rec[2], exp, rows))
+            self.count('reconciliation files')
+        self.count('months closed')
+
+    # -- run ------------------------------------------------------------------
+    def run(self):
+        self.setup()
+        r = self.r
+        close_first_at = r.randrange(self.steps // 2, self.steps) if len(self.months) == 2 else None
+        for self.step_no in range(1, self.steps + 1):
+            x = r.random()
+            if x < 0.45:
+                self.api_step()
+            elif x < 0.85:
+                self.usage_step()
+            elif x < 0.90:
+                self.invalid_usage_step()
+            elif x < 0.96:
+                self.check_pool()
+            else:
+                for mo in self.open_months():
+                    self.check_preview(mo)
+            # close the first month once the timeline has left it
+            if close_first_at is not None and self.step_no >= close_first_at \
+                    and self.months[0] not in self.model.closed and month_of(self.clock) != self.months[0]:
+                self.close(self.months[0])
+                # right after the close: a call at the next month's first instant
+                # is accepted, one at the closed month's last instant refused
+                edge = as_instant(self.months[1])
+                self.next_user += 2
+                ok = {'customer': self.customers[0], 'service': 'dom', 'user': 'u%d' % self.next_user,
+                      'at': edge, 'd': 60}
+                res = self.expect(self.insert_sql([ok]), None)
+                ok['id'] = dict(json.loads(res['result']))[ok['user']]
+                self.model.calls.append(ok)
+                bad = dict(ok, user='u%d' % (self.next_user - 1), at=edge - datetime.timedelta(microseconds=1))
+                self.expect(self.insert_sql([bad]), 'OV006')
+                self.check_written()
+        self.step_no += 1
+        self.check_pool()
+        for mo in self.open_months():
+            self.close(mo)
+        self.invalid_usage_step()
+        self.check_pool()
+        return len(self.model.calls)
+
+
+def fmt_lines(lines):
+    return ''.join('\n    %r' % (line,) for line in lines) or ' (none)'
+
+
+def main():
+    db = sys.argv[1]
+    seeds = int(sys.argv[2]) if len(sys.argv) > 2 else 12
+    steps = int(sys.argv[3]) if len(sys.argv) > 3 else 250
+    first = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    psql = Psql(db)
+    psql.run("SET client_min_messages = warning")
+    psql.run("SET timezone = 'UTC'")
+    psql.run("SET check_function_bodies = off")  # the extension comes per scenario
+    psql.run(HELPERS)
+    totals = {}
+    calls = 0
+    try:
+        for seed in range(first, first + seeds):
+            sc = Scenario(psql, seed, steps)
+            calls += sc.run()
+            for k, v in sc.stats.items():
+                totals[k] = totals.get(k, 0) + v
+    except Disagreement as e:
+        print(e)
+        return 1
+    finally:
+        psql.close()
+    print('%d seeds x %d steps agree with the model (%d calls rated)' % (seeds, steps, calls))
+    for what, n in sorted(totals.items()):
+        print('  %-40s %5d' % (what, n))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
