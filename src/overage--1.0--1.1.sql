@@ -30,7 +30,8 @@
  *   read         pool_status; partner, customer,       x   x   x   x   x
  *                subscription, license_quantity rows
  *   billing      charges, reconciliation               x   -   -   x   x
- *   operate      price list, close_month, usage,       -   -   -   -   x
+ *   operate      price list, preview_month,            -   -   -   -   x
+ *                close_month, ingest into usage,
  *                add_agent, remove_agent
  *
  *   GA global_admin, AA admin_agent, SA sales_agent, BA billing_admin,
@@ -741,14 +742,17 @@ COMMENT ON FUNCTION overage_internal.reconciliation(text, date) IS
 'Internal: overage.reconciliation without authorization';
 
 /*
- * Ingest is a plain INSERT (or COPY) into overage.usage by the operator: a
+ * Ingest is a plain INSERT into overage.usage by the operator: a
  * superuser, the owner, or an operator-mapped role the DBA grants INSERT
- * (README).  The statement trigger reads customer and service and writes
+ * (README); COPY only for roles exempt from row-level security.  The statement trigger reads customer and service and writes
  * billing_month and usage_month, none of which such a role may touch, so
  * it runs as the owner.  Its search_path is pinned (1.0) and it names
  * every object with its schema.
  */
 ALTER FUNCTION @extschema@.usage_ingest() SECURITY DEFINER;
+
+COMMENT ON TABLE @extschema@.usage IS
+'Calls: INSERT (customer_id, service_id, user_id, started_at, duration_s), by the operator only (row-level security; the DBA grants INSERT to the ingest role). COPY FROM is refused to roles subject to row-level security, so only the owner, superusers and BYPASSRLS roles can COPY. Statement-level C triggers validate the statement''s rows (known customer and service, duration at most 86400 s, started_at finite and at most one day after now(), month not closed) and keep overage.usage_month; a refused statement writes nothing. Not partitioned; see README.';
 
 ------------------------------------------------------------------------------
 -- Row-level security: every table with partner or customer data.
@@ -825,7 +829,8 @@ CREATE POLICY charge_own ON @extschema@.charge FOR SELECT
 -- ingests.  The policy makes that role's being the operator a condition
 -- too, so INSERT granted to an agent by mistake still writes nothing.
 -- (COPY FROM is not supported under row-level security: a non-superuser
--- operator ingests with INSERT; the owner and superusers may COPY.)
+-- operator ingests with INSERT; the owner, superusers and BYPASSRLS roles
+-- may COPY.)
 ALTER TABLE @extschema@.usage ENABLE ROW LEVEL SECURITY;
 CREATE POLICY usage_operator ON @extschema@.usage FOR ALL
 	USING ((SELECT @extschema@._is_operator()))
