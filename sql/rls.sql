@@ -12,6 +12,10 @@
 --   holder            (customer, service) rows the partner holds    (GA, AA)
 --   holder_period     periods in which the partner held             (GA, AA)
 --   assignment_log    changes from or to the partner                (GA, AA)
+--   charge            the partner's charge lines                    (GA, BA)
+--                     unassigned lines (no partner): operator only
+--   usage,            nothing (operator only)
+--   usage_month
 --
 -- A partner that sells to a customer but does not hold its overage learns
 -- the holder from get_overage(): the holding partner and since, but not
@@ -37,9 +41,11 @@ CREATE ROLE regress_overage_rls_p1;
 CREATE ROLE regress_overage_rls_p1_sales;
 CREATE ROLE regress_overage_rls_p2;
 CREATE ROLE regress_overage_rls_nobody;
+CREATE ROLE regress_overage_rls_p2_billing;
 SELECT overage.add_agent('regress_overage_rls_p1', 'P1', 'global_admin');
 SELECT overage.add_agent('regress_overage_rls_p1_sales', 'P1', 'sales_agent');
 SELECT overage.add_agent('regress_overage_rls_p2', 'P2', 'admin_agent');
+SELECT overage.add_agent('regress_overage_rls_p2_billing', 'P2', 'billing_admin');
 
 -- P1 buys for C1 (first-in) and C3; P2 for C1 and C2 (first-in for C2)
 SET ROLE regress_overage_rls_p1;
@@ -58,6 +64,20 @@ SELECT overage.assign_overage('P2', 'C1', 'voice',
 	(SELECT subscription_id FROM overage.subscription
 	  WHERE customer_id = 'C1' AND kind = 'overage'), '2026-01-11');
 RESET ROLE;
+
+-- January's calls and its close.  C1's pool (15 licences x 120 minutes =
+-- 108000 s) runs out on 01-06 while P1 holds the overage (64800 s for P1);
+-- the call on 01-10 falls in the None gap (3600 s unassigned), the one on
+-- 01-15 is P2's (3600 s).  C3 (P1, 14400 s pool) and C2 (P2, 21600 s) each
+-- go over once.
+INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s) VALUES
+	('C1', 'voice', 'u1', '2026-01-05 08:00', 86400),
+	('C1', 'voice', 'u1', '2026-01-06 08:00', 86400),
+	('C1', 'voice', 'u2', '2026-01-10 12:00', 3600),
+	('C1', 'voice', 'u3', '2026-01-15 12:00', 3600),
+	('C3', 'voice', 'u4', '2026-01-20 08:00', 20000),
+	('C2', 'voice', 'u5', '2026-01-20 08:00', 30000);
+SELECT overage.close_month('2026-01-01') AS lines;
 
 -- what a role sees of every table, one line per table
 CREATE VIEW public.regress_overage_rls_seen WITH (security_invoker = true) AS
@@ -89,6 +109,13 @@ CREATE VIEW public.regress_overage_rls_seen WITH (security_invoker = true) AS
 										ORDER BY log_id)
 	  FROM overage.assignment_log
 	UNION ALL
+	SELECT 'charge', string_agg(customer_id || ':' || coalesce(partner_id, 'unassigned') || '=' || overage_seconds, ' '
+								ORDER BY customer_id, partner_id NULLS LAST)
+	  FROM overage.charge
+	UNION ALL
+	SELECT 'billing_month', string_agg(to_char(month, 'YYYY-MM') || CASE WHEN closed_at IS NULL THEN ' open' ELSE ' closed' END, ' ')
+	  FROM overage.billing_month
+	UNION ALL
 	SELECT 'sku (public price list)', string_agg(product_id, ' ') FROM overage.sku;
 GRANT SELECT ON public.regress_overage_rls_seen TO PUBLIC;
 
@@ -112,9 +139,31 @@ SET ROLE regress_overage_rls_p1_sales;
 SELECT * FROM public.regress_overage_rls_seen;
 RESET ROLE;
 
--- a role that is no agent sees the public price list only
+-- P2's billing admin: its partner's customers and subscriptions and its
+-- charge lines (C1 after the handoff, C2), not P1's and not the unassigned
+-- one; no overage holders
+SET ROLE regress_overage_rls_p2_billing;
+SELECT * FROM public.regress_overage_rls_seen;
+RESET ROLE;
+
+-- a role that is no agent sees the public price list (and the months) only
 SET ROLE regress_overage_rls_nobody;
 SELECT * FROM public.regress_overage_rls_seen;
+RESET ROLE;
+
+-- usage and usage_month are not readable by agents at all
+SET ROLE regress_overage_rls_p1;
+SELECT count(*) FROM overage.usage;
+SELECT count(*) FROM overage.usage_month;
+RESET ROLE;
+
+-- the reconciliation files: each billing role gets its own partner's lines
+SET ROLE regress_overage_rls_p1;
+SELECT "PartnerId", "CustomerId", "SubscriptionDescription", "Quantity", "BillingPreTaxTotal"
+  FROM overage.reconciliation('P1', '2026-01-01');
+SET ROLE regress_overage_rls_p2_billing;
+SELECT "PartnerId", "CustomerId", "SubscriptionDescription", "Quantity", "BillingPreTaxTotal"
+  FROM overage.reconciliation('P2', '2026-01-01');
 RESET ROLE;
 
 -- GET of C1 by the non-holder P1: P2 holds it, the subscription is hidden;
@@ -158,6 +207,7 @@ $$;
 SET ROLE regress_overage_rls_p1;
 SELECT count(*) FROM overage.subscription WHERE partner_id = 'P2';
 SELECT count(*) FROM overage.customer WHERE customer_id = 'C2';
+SELECT count(*) FROM overage.charge WHERE partner_id = 'P2' OR partner_id IS NULL;
 SELECT customer_id FROM overage.subscription
  WHERE public.regress_overage_rls_peek(partner_id || '/' || customer_id)
  ORDER BY 1;
@@ -168,4 +218,5 @@ DROP VIEW public.regress_overage_rls_seen;
 DROP FUNCTION public.regress_overage_rls_peek(text);
 DROP EXTENSION overage;
 DROP ROLE regress_overage_rls_p1, regress_overage_rls_p1_sales,
-	regress_overage_rls_p2, regress_overage_rls_nobody;
+	regress_overage_rls_p2, regress_overage_rls_nobody,
+	regress_overage_rls_p2_billing;

@@ -10,11 +10,13 @@
 --   purchase / set_quantity / cancel        x   x   x   -   x
 --   assign_overage / release_overage        x   x   -   -   x
 --   get_overage                             x   x   -   -   x
---   own subscriptions                       x   x   x   x   x
---   price list, manage agents (operator)    -   -   -   -   x
+--   own subscriptions, pool_status          x   x   x   x   x
+--   own charges, reconciliation             x   -   -   x   x
+--   price list, manage agents, preview_month,
+--   close_month, ingest into usage          -   -   -   -   x
 --
--- The metering cells (pool_status, charges, reconciliation, close_month,
--- usage) are tested where those objects are.
+-- Charges another role may not read are not refused but invisible (row-
+-- level security): that cell shows "no rows visible".
 --
 CREATE EXTENSION overage;
 SET timezone = 'UTC';
@@ -80,6 +82,15 @@ INSERT INTO roles_test.ids
 -- P1 took the overage of C1 first-in
 SELECT service_id, partner_id, since FROM overage.get_overage('C1');
 
+-- January's calls of C1 exceed the pool (15 licences x 120 minutes = 108000
+-- seconds) by 64800 seconds while P1 holds the overage; the month is closed
+-- before the matrix, so there are charge lines of P1 to read
+INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s)
+	VALUES ('C1', 'voice', 'u1', '2026-01-05 08:00', 86400),
+		   ('C1', 'voice', 'u2', '2026-01-06 08:00', 86400);
+SELECT overage.close_month('2026-01-01') AS lines;
+SELECT month, partner_id, customer_id, overage_seconds, amount FROM overage.charge;
+
 -- the roles (cluster-wide: unique names, dropped at the end)
 CREATE ROLE regress_overage_roles_ga;
 CREATE ROLE regress_overage_roles_aa;
@@ -98,6 +109,13 @@ SELECT overage.add_agent('regress_overage_roles_op', NULL, 'operator');
 GRANT INSERT, UPDATE, DELETE ON overage.service, overage.sku,
 	overage.sku_service, overage.partner, overage.customer
 	TO regress_overage_roles_op;
+-- INSERT on usage: the operator's ingest right (README); granted to the
+-- five others too, by mistake, to show that row-level security still
+-- refuses their rows
+GRANT INSERT ON overage.usage TO regress_overage_roles_ga,
+	regress_overage_roles_aa, regress_overage_roles_sa,
+	regress_overage_roles_ba, regress_overage_roles_op,
+	regress_overage_roles_none;
 
 -- bad mappings
 SELECT roles_test.try($$SELECT overage.add_agent('regress_overage_roles_none', 'P1', 'janitor')$$);
@@ -112,6 +130,7 @@ SELECT roles_test.try($$SELECT overage.add_agent('pg_signal_backend', 'P1', 'sal
 -- instants are finite (every API function that takes one)
 SELECT roles_test.try($$SELECT overage.purchase('P1', 'C1', 'BB', '0001', 1, 'infinity')$$);
 SELECT roles_test.try($$SELECT overage.release_overage('P1', 'C1', 'voice', '-infinity')$$);
+SELECT roles_test.try($$SELECT overage.pool_status('C1', 'voice', 'infinity')$$);
 
 SELECT role_name, partner_id, agent_role FROM overage.agent ORDER BY role_name;
 
@@ -140,7 +159,19 @@ INSERT INTO roles_test.cell VALUES
  (10, 'add_agent',
 	$$SELECT overage.add_agent('regress_overage_roles_none', 'P1', 'sales_agent')$$),
  (11, 'remove_agent',
-	$$SELECT overage.remove_agent('regress_overage_roles_none')$$);
+	$$SELECT overage.remove_agent('regress_overage_roles_none')$$),
+ (12, 'pool_status of a customer bought for',
+	$$SELECT overage.pool_status('C1', 'voice', '2026-01-31')$$),
+ (13, 'read own charges',
+	$$DO 'BEGIN IF NOT EXISTS (SELECT FROM overage.charge WHERE partner_id = ''P1'') THEN RAISE ''no rows visible''; END IF; END'$$),
+ (14, 'reconciliation of own partner',
+	$$SELECT overage.reconciliation('P1', '2026-01-01')$$),
+ (15, 'preview_month',
+	$$SELECT overage.preview_month('2026-02-01')$$),
+ (16, 'ingest into usage',
+	$$INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s) VALUES ('C1', 'voice', current_user, '2026-02-10', 60)$$),
+ (17, 'close_month',
+	$$SELECT overage.close_month('2026-02-01')$$);
 
 -- holder_period is read by the statements above to step the instants; let
 -- every role read it for this test (it is a holder-history table that only
@@ -187,6 +218,13 @@ SELECT * FROM overage.current_agent();
 :matrix;
 RESET ROLE;
 
+-- Only the operator's call was ingested, and the operator closed February
+SELECT user_id, started_at, duration_s FROM overage.usage
+ WHERE started_at >= '2026-02-01' ORDER BY usage_id;
+SELECT month, calls, seconds FROM overage.usage_month ORDER BY month;
+SELECT month, closed_at IS NOT NULL AS closed, closed_by, lines
+  FROM overage.billing_month WHERE month = '2026-02-01';
+
 -- The audit log names the role that acted
 SELECT to_partner_id, by_role, reason
   FROM overage.assignment_log ORDER BY log_id;
@@ -223,7 +261,17 @@ SELECT cell, roles_test.try(stmt, detail => true) AS result FROM (VALUES
  (13, 'assign_overage for P2''s customer',
 	$$SELECT overage.assign_overage('P1', 'C2', 'voice', (SELECT id FROM roles_test.ids WHERE label = 'p1_azure'), '2026-01-20')$$),
  (14, 'NULL partner',
-	$$SELECT overage.purchase(NULL, 'C1', 'BB', '0001', 1, '2026-01-20')$$)
+	$$SELECT overage.purchase(NULL, 'C1', 'BB', '0001', 1, '2026-01-20')$$),
+ (15, 'pool_status of P2''s customer',
+	$$SELECT overage.pool_status('C2', 'voice', '2026-01-20')$$),
+ (16, 'pool_status of a missing customer',
+	$$SELECT overage.pool_status('C9', 'voice', '2026-01-20')$$),
+ (17, 'reconciliation of P2',
+	$$SELECT overage.reconciliation('P2', '2026-01-01')$$),
+ (18, 'reconciliation of a missing partner',
+	$$SELECT overage.reconciliation('P9', '2026-01-01')$$),
+ (19, 'NULL customer for pool_status',
+	$$SELECT overage.pool_status(NULL, 'voice', '2026-01-20')$$)
 ) AS v(n, cell, stmt) ORDER BY n;
 RESET ROLE;
 
@@ -238,6 +286,19 @@ SELECT roles_test.try($$SELECT overage._provision('P2', 'C1', '2026-01-20')$$);
 SELECT roles_test.try($$SELECT overage._authorize('operate', NULL)$$);
 SELECT roles_test.try($$UPDATE overage.holder SET partner_id = NULL$$);
 SELECT roles_test.try($$INSERT INTO overage.agent VALUES ('regress_overage_roles_ga', NULL, 'operator', now(), 'x')$$);
+SELECT roles_test.try($$SELECT overage_internal.close_month('2026-03-01')$$);
+SELECT roles_test.try($$SELECT overage_internal.reconciliation('P2', '2026-01-01')$$);
+SELECT roles_test.try($$SELECT overage._rate_month('2026-01-01')$$);
+SELECT roles_test.try($$SELECT count(*) FROM overage.usage$$);
+SELECT roles_test.try($$SELECT count(*) FROM overage.usage_month$$);
+SELECT roles_test.try($$UPDATE overage.charge SET amount = 0$$);
+SELECT roles_test.try($$UPDATE overage.billing_month SET closed_at = NULL$$);
+-- the months are public (no partner data in them)
+SELECT month, closed_at IS NOT NULL AS closed FROM overage.billing_month ORDER BY month;
+RESET ROLE;
+-- the operator ingests, but reads usage only with a grant of its own
+SET ROLE regress_overage_roles_op;
+SELECT roles_test.try($$SELECT count(*) FROM overage.usage$$);
 RESET ROLE;
 
 -- removing the mapping takes the rights away at once
@@ -251,6 +312,10 @@ SET client_min_messages = warning;
 DROP SCHEMA roles_test CASCADE;
 REVOKE ALL ON overage.service, overage.sku, overage.sku_service,
 	overage.partner, overage.customer FROM regress_overage_roles_op;
+REVOKE ALL ON overage.usage FROM regress_overage_roles_ga,
+	regress_overage_roles_aa, regress_overage_roles_sa,
+	regress_overage_roles_ba, regress_overage_roles_op,
+	regress_overage_roles_none;
 DROP EXTENSION overage;
 DROP ROLE regress_overage_roles_ga, regress_overage_roles_aa,
 	regress_overage_roles_sa, regress_overage_roles_ba,

@@ -112,9 +112,12 @@ SELECT role_name, partner_id, agent_role FROM overage.current_agent();
 SELECT overage.sku_properties('E5', '0001');
 SELECT count(*) > 0 AS sees_rows FROM overage.subscription;
 SELECT count(*) > 0 AS sees_rows FROM overage.assignment_log;
+SELECT month IS NOT NULL AS pooled FROM overage.pool_status('C1', 'voice');
+SELECT count(*) AS charge_lines FROM overage.charge;
 -- refusals go through the same code
 SELECT overage.purchase('P2', 'C1', 'E5', '0001', 1);
 SELECT overage.add_agent('regress_overage_attacker', NULL, 'operator');
+SELECT * FROM overage.reconciliation('P1', '2026-01-01');
 RESET ROLE;
 
 -- the superuser, on the same search_path (the dangerous case: the
@@ -127,6 +130,13 @@ SELECT overage.cancel(subscription_id)
 SELECT count(*) AS holders FROM overage.get_overage('C1');
 SELECT overage.remove_agent('regress_overage_attacker');
 SELECT overage.add_agent('regress_overage_attacker', 'P1', 'sales_agent');
+-- metering: ingest (the C trigger), preview, close, the reconciliation file
+INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s)
+	VALUES ('C1', 'voice', 'u1', '2026-01-15 10:00+00', 600);
+SELECT customer_id, partner_id, overage_seconds FROM overage.preview_month('2026-01-01');
+SELECT overage.close_month('2026-01-01') AS lines;
+SELECT count(*) AS file_lines FROM overage.reconciliation('P1', '2026-01-01');
+SELECT * FROM overage.pool_status('C1', 'voice', '2026-01-31');
 
 -- no trap was ever called
 SELECT what, by_role FROM regress_overage_evil.marker;

@@ -30,7 +30,8 @@
  *   read         pool_status; partner, customer,       x   x   x   x   x
  *                subscription, license_quantity rows
  *   billing      charges, reconciliation               x   -   -   x   x
- *   operate      price list, close_month, usage,       -   -   -   -   x
+ *   operate      price list, preview_month,            -   -   -   -   x
+ *                close_month, ingest into usage,
  *                add_agent, remove_agent
  *
  *   GA global_admin, AA admin_agent, SA sales_agent, BA billing_admin,
@@ -627,6 +628,133 @@ COMMENT ON FUNCTION overage_internal.release_overage(text, text, text, timestamp
 'Internal: overage.release_overage without authorization';
 
 ------------------------------------------------------------------------------
+-- Metering: pool_status (read), reconciliation (billing), preview_month and
+-- close_month (operate) get wrappers like the API above; ingest into
+-- overage.usage is the operator's (row-level security below).
+------------------------------------------------------------------------------
+
+ALTER FUNCTION @extschema@.pool_status(text, text, timestamptz)
+	SET SCHEMA overage_internal;
+ALTER FUNCTION @extschema@.preview_month(date)
+	SET SCHEMA overage_internal;
+ALTER FUNCTION @extschema@.close_month(date)
+	SET SCHEMA overage_internal;
+ALTER FUNCTION @extschema@.reconciliation(text, date)
+	SET SCHEMA overage_internal;
+
+CREATE FUNCTION @extschema@.pool_status(customer_id text, service_id text,
+										at timestamptz DEFAULT pg_catalog.now())
+RETURNS TABLE(month date, pool_minutes numeric, used_minutes numeric,
+			  remaining_minutes numeric, overage_minutes numeric,
+			  unassigned_minutes numeric)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM @extschema@._require_finite('at', pool_status.at);
+	PERFORM @extschema@._require('customer_id', pool_status.customer_id);
+	PERFORM @extschema@._authorize_customer('read', pool_status.customer_id);
+	RETURN QUERY
+		SELECT * FROM overage_internal.pool_status(pool_status.customer_id,
+												   pool_status.service_id,
+												   pool_status.at);
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@.pool_status(text, text, timestamptz) IS
+'Live pool of a (customer, service) as of instant at, over the calls of at''s calendar month (UTC) that started before at: pool at at, minutes used, remaining = greatest(pool - used, 0), overage minutes of those calls (assigned and unassigned) and the unassigned part. Minutes are seconds / 60 rounded to 6 decimals. Any agent of a partner that bought for the customer; operator';
+
+CREATE FUNCTION @extschema@.preview_month(month date)
+RETURNS SETOF @extschema@.charge
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM @extschema@._authorize('operate', NULL);
+	RETURN QUERY SELECT * FROM overage_internal.preview_month(preview_month.month);
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@.preview_month(date) IS
+'The charge lines close_month would write for the calendar month (UTC) of the date, computed from the current data; writes nothing. Operator only';
+
+/*
+ * close_month keeps its guarantees through the wrapper: its READ COMMITTED
+ * check reads the transaction's setting (a function cannot change it), its
+ * row lock and statements belong to the caller's transaction, and each of
+ * its statements still takes a fresh snapshot (both functions are
+ * VOLATILE).  The implementation reads its lines through the name
+ * overage.preview_month, now this file's wrapper: the caller is the same
+ * operator, so that authorizes again and passes.  The one thing the
+ * wrapper changes is current_user (the owner), which 1.0 records as
+ * billing_month.closed_by; the wrapper records the caller instead.
+ */
+CREATE FUNCTION @extschema@.close_month(month date)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n	integer;
+BEGIN
+	PERFORM @extschema@._authorize('operate', NULL);
+	n := overage_internal.close_month(close_month.month);
+	UPDATE @extschema@.billing_month b
+	   SET closed_by = @extschema@._caller()
+	 WHERE b.month = date_trunc('month', close_month.month::timestamp)::date;
+	RETURN n;
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@.close_month(date) IS
+'Closes the calendar month (UTC) of the date: writes its charge lines and marks it closed, all or nothing. Returns the number of lines. A closed month is final (OV006 on a second close, on changes of its lines and on usage dated in it). Operator only';
+
+CREATE FUNCTION @extschema@.reconciliation(partner_id text, month date)
+RETURNS TABLE("PartnerId" text, "PartnerName" text, "CustomerId" text,
+			  "CustomerName" text, "CustomerCountry" text,
+			  "SubscriptionId" uuid, "SubscriptionDescription" text,
+			  "ChargeStartDate" date, "ChargeEndDate" date,
+			  "ChargeType" text, "MeterCategory" text, "MeterName" text,
+			  "Unit" text, "UnitPrice" numeric, "Quantity" numeric(18,6),
+			  "BillingPreTaxTotal" numeric(18,2), "BillingCurrency" text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM @extschema@._require('partner_id', reconciliation.partner_id);
+	PERFORM @extschema@._authorize('billing', reconciliation.partner_id);
+	RETURN QUERY
+		SELECT * FROM overage_internal.reconciliation(reconciliation.partner_id,
+													  reconciliation.month);
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@.reconciliation(text, date) IS
+'The partner''s reconciliation file lines of a closed month: one per charge line of its overage subscriptions. Columns: PartnerId, PartnerName; CustomerId, CustomerName, CustomerCountry; SubscriptionId (the subscription that held the overage) and SubscriptionDescription (Overage subscription | Azure subscription); ChargeStartDate and ChargeEndDate (first and last day of the month, inclusive); ChargeType (always Usage); MeterCategory (always Overage); MeterName (the service name); Unit (the service unit); UnitPrice; Quantity (minutes, 6 decimals); BillingPreTaxTotal (the line amount); BillingCurrency. Global admin and billing admin of the partner; operator';
+
+COMMENT ON FUNCTION overage_internal.pool_status(text, text, timestamptz) IS
+'Internal: overage.pool_status without authorization';
+COMMENT ON FUNCTION overage_internal.preview_month(date) IS
+'Internal: overage.preview_month without authorization';
+COMMENT ON FUNCTION overage_internal.close_month(date) IS
+'Internal: overage.close_month without authorization (records current_user as closed_by; the wrapper corrects it to the caller)';
+COMMENT ON FUNCTION overage_internal.reconciliation(text, date) IS
+'Internal: overage.reconciliation without authorization';
+
+/*
+ * Ingest is a plain INSERT into overage.usage by the operator: a
+ * superuser, the owner, or an operator-mapped role the DBA grants INSERT
+ * (README); COPY only for roles exempt from row-level security.  The statement trigger reads customer and service and writes
+ * billing_month and usage_month, none of which such a role may touch, so
+ * it runs as the owner.  Its search_path is pinned (1.0) and it names
+ * every object with its schema.
+ */
+ALTER FUNCTION @extschema@.usage_ingest() SECURITY DEFINER;
+
+COMMENT ON TABLE @extschema@.usage IS
+'Calls: INSERT (customer_id, service_id, user_id, started_at, duration_s), by the operator only (row-level security; the DBA grants INSERT to the ingest role). COPY FROM is refused to roles subject to row-level security, so only the owner, superusers and BYPASSRLS roles can COPY. Statement-level C triggers validate the statement''s rows (known customer and service, duration at most 86400 s, started_at finite and at most one day after now(), month not closed) and keep overage.usage_month; a refused statement writes nothing. Not partitioned; see README.';
+
+------------------------------------------------------------------------------
 -- Row-level security: every table with partner or customer data.
 --
 -- Policies are FOR SELECT only: PUBLIC has no other privilege on these
@@ -690,6 +818,24 @@ CREATE POLICY assignment_log_own ON @extschema@.assignment_log FOR SELECT
 		   OR from_partner_id = (SELECT @extschema@._acting_partner('get_overage'))
 		   OR to_partner_id = (SELECT @extschema@._acting_partner('get_overage')));
 
+-- charge lines of the partner (billing); unassigned lines (partner NULL)
+-- are the operator's only
+ALTER TABLE @extschema@.charge ENABLE ROW LEVEL SECURITY;
+CREATE POLICY charge_own ON @extschema@.charge FOR SELECT
+	USING ((SELECT @extschema@._is_operator())
+		   OR partner_id = (SELECT @extschema@._acting_partner('billing')));
+
+-- usage: no privileges for PUBLIC; the DBA grants INSERT to the role that
+-- ingests.  The policy makes that role's being the operator a condition
+-- too, so INSERT granted to an agent by mistake still writes nothing.
+-- (COPY FROM is not supported under row-level security: a non-superuser
+-- operator ingests with INSERT; the owner, superusers and BYPASSRLS roles
+-- may COPY.)
+ALTER TABLE @extschema@.usage ENABLE ROW LEVEL SECURITY;
+CREATE POLICY usage_operator ON @extschema@.usage FOR ALL
+	USING ((SELECT @extschema@._is_operator()))
+	WITH CHECK ((SELECT @extschema@._is_operator()));
+
 ------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC, then back what each needs
 ------------------------------------------------------------------------------
@@ -707,8 +853,12 @@ GRANT SELECT ON @extschema@.service, @extschema@.sku, @extschema@.sku_service
 -- rows decided by the policies above
 GRANT SELECT ON @extschema@.agent, @extschema@.partner, @extschema@.customer,
 	@extschema@.subscription, @extschema@.license_quantity,
-	@extschema@.holder, @extschema@.holder_period, @extschema@.assignment_log
+	@extschema@.holder, @extschema@.holder_period, @extschema@.assignment_log,
+	@extschema@.charge
 	TO PUBLIC;
+-- the months and when they were closed: no partner data
+GRANT SELECT ON @extschema@.billing_month TO PUBLIC;
+-- usage and usage_month: nothing (the operator's; see the policy above)
 
 -- the API (each function authorizes its caller)
 GRANT EXECUTE ON FUNCTION
@@ -721,6 +871,10 @@ GRANT EXECUTE ON FUNCTION
 	@extschema@.release_overage(text, text, text, timestamptz),
 	@extschema@.add_agent(name, text, text),
 	@extschema@.remove_agent(name),
+	@extschema@.pool_status(text, text, timestamptz),
+	@extschema@.reconciliation(text, date),
+	@extschema@.preview_month(date),
+	@extschema@.close_month(date),
 	@extschema@.current_agent(),
 	@extschema@.sku_properties(text, text),
 	-- used by the generated column sku.includes_overage

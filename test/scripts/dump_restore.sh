@@ -3,7 +3,9 @@
 #
 # Runs inside pg_virtualenv (PGHOST/PGPORT/PGUSER of a superuser).  Fills a
 # database through the API (catalog, agents, purchases, quantity changes,
-# cancellations, a None-release handoff, an automatic release), dumps it,
+# cancellations, a None-release handoff, an automatic release, calls
+# ingested by a non-superuser operator, a closed month with its charge
+# lines and an open one), dumps it,
 # restores it into a fresh database with the supported procedure, and
 # compares every row of every table and sequence the extension registers
 # with pg_extension_config_dump.  Exits non-zero on any difference.
@@ -31,7 +33,7 @@ DST=overage_dump_dst
 PLAIN=overage_dump_plain
 WORK=$(mktemp -d)
 chmod 777 "$WORK"
-ROLES="regress_overage_dump_ga regress_overage_dump_aa regress_overage_dump_sa"
+ROLES="regress_overage_dump_ga regress_overage_dump_aa regress_overage_dump_sa regress_overage_dump_ops"
 
 fail() { echo "dump_restore: FAILED: $*" >&2; exit 1; }
 
@@ -89,6 +91,22 @@ SELECT overage.assign_overage('P2', 'C1', 'voice', :'p2_ov', '2026-02-02');
 RESET ROLE;
 -- P1's last licence for C2 ends: automatic release to None
 SELECT overage.cancel(:'p1_c2', '2026-03-01');
+
+-- metering: a non-superuser operator with only INSERT on usage ingests
+-- January's and February's calls and closes January; February stays open
+SELECT overage.add_agent('regress_overage_dump_ops', NULL, 'operator');
+GRANT INSERT ON overage.usage TO regress_overage_dump_ops;
+SET ROLE regress_overage_dump_ops;
+INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s) VALUES
+	('C1', 'voice', 'u1', '2026-01-03 09:00', 86400),
+	('C1', 'voice', 'u2', '2026-01-04 09:00', 86400),
+	('C1', 'intl', 'u2', '2026-01-08 09:00', 600),
+	('C2', 'voice', 'u3', '2026-01-09 09:00', 40000),
+	('C1', 'voice', 'u1', '2026-02-01 12:00', 86400),
+	('C1', 'voice', 'u1', '2026-02-01 12:00', 86400),
+	('C2', 'voice', 'u3', '2026-02-03 09:00', 120);
+SELECT overage.close_month('2026-01-01') > 0 AS closed_with_lines;
+RESET ROLE;
 SQL
 
 # every table and sequence of the extension must be registered for dump
@@ -122,7 +140,8 @@ snapshot() {
 }
 snapshot "$SRC" "$WORK/src.rows"
 
-for t in subscription license_quantity holder holder_period assignment_log agent; do
+for t in subscription license_quantity holder holder_period assignment_log agent \
+		usage usage_month billing_month charge; do
 	n=$(psql -At -d "$SRC" -c "SELECT count(*) FROM overage.$t")
 	[ "$n" -gt 0 ] || fail "overage.$t is empty in the source: the test would prove nothing"
 	echo "   overage.$t: $n rows"
@@ -192,6 +211,53 @@ SELECT count(*) = 1 AS one_new_row FROM overage.assignment_log WHERE log_id > :b
 \warn 'assignment_log_log_id_seq was not restored: no new audit row after the restored ones'
 SELECT pg_catalog.pg_terminate_backend(pg_catalog.pg_backend_pid());
 \endif
+-- metering goes on: the operator ingests into the open month (the usage
+-- ids continue after the restored ones) and closes it; the closed month
+-- still refuses calls, and the global admin reads P1's lines only
+SELECT max(usage_id) AS before_usage FROM overage.usage \gset
+SET ROLE regress_overage_dump_ops;
+INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s)
+	VALUES ('C1', 'voice', 'u9', '2026-02-20 09:00', 60);
+SELECT overage.close_month('2026-02-01') >= 0 AS closed;
+DO $$
+BEGIN
+	INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s)
+		VALUES ('C1', 'voice', 'u9', '2026-01-20 09:00', 60);
+	RAISE EXCEPTION 'a call in the closed month was accepted after restore';
+EXCEPTION WHEN SQLSTATE 'OV006' THEN
+	NULL;
+END
+$$;
+RESET ROLE;
+SELECT count(*) = 1 AND min(usage_id) > :before_usage AS usage_continues
+  FROM overage.usage WHERE user_id = 'u9' \gset
+\if :usage_continues
+\else
+\warn 'usage_usage_id_seq was not restored, or the call was not ingested'
+SELECT pg_catalog.pg_terminate_backend(pg_catalog.pg_backend_pid());
+\endif
+SELECT calls = 3 AS figures_follow FROM overage.usage_month
+ WHERE customer_id = 'C1' AND service_id = 'voice' AND month = '2026-02-01' \gset
+\if :figures_follow
+\else
+\warn 'usage_month did not continue from the restored figures'
+SELECT pg_catalog.pg_terminate_backend(pg_catalog.pg_backend_pid());
+\endif
+SET ROLE regress_overage_dump_ga;
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM overage.charge) THEN
+		RAISE EXCEPTION 'the global admin sees none of P1''s restored charge lines';
+	END IF;
+	IF EXISTS (SELECT 1 FROM overage.charge WHERE partner_id IS DISTINCT FROM 'P1') THEN
+		RAISE EXCEPTION 'row-level security on charge lost';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM overage.reconciliation('P1', '2026-01-01')) THEN
+		RAISE EXCEPTION 'no reconciliation lines for P1 after restore';
+	END IF;
+END
+$$;
+RESET ROLE;
 SQL
 
 echo "dump_restore: ok"

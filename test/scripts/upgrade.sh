@@ -3,12 +3,14 @@
 # and gives the same extension as a fresh CREATE EXTENSION.
 #
 # Runs inside pg_virtualenv (PGHOST/PGPORT/PGUSER of a superuser).  Installs
-# 1.0, fills it through the 1.0 API, updates, and checks that
+# 1.0, fills it through the 1.0 API (with calls, a closed month and an open
+# one), updates, and checks that
 #   - every row of every table and sequence 1.0 registered is unchanged;
 #   - the objects of the upgraded extension (functions with their security,
 #     search_path and privileges, tables with row-level security, policies)
 #     are the same as those of a fresh install of the default version;
-#   - the new objects work: agents, authorization, row-level security.
+#   - the new objects work: agents, authorization, row-level security, on
+#     the metering objects too.
 # Exits non-zero with a message on any difference.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -50,6 +52,15 @@ SELECT overage.release_overage('P1', 'C1', 'voice', '2026-01-04');
 SELECT overage.assign_overage('P2', 'C1', 'voice', s.subscription_id, '2026-01-05')
   FROM overage.subscription s WHERE s.partner_id = 'P2' AND s.kind = 'overage';
 SELECT overage.cancel(:'l1', '2026-01-06');
+-- calls: P1 holds C1's overage until 01-04, None until 01-05, then P2;
+-- January is closed with 1.0's close_month, February stays open
+INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s) VALUES
+	('C1', 'voice', 'u1', '2026-01-01 09:00', 86400),
+	('C1', 'voice', 'u1', '2026-01-02 09:00', 86400),
+	('C1', 'voice', 'u2', '2026-01-04 12:00', 3600),
+	('C1', 'voice', 'u3', '2026-01-10 12:00', 3600),
+	('C1', 'voice', 'u3', '2026-02-10 12:00', 600);
+SELECT overage.close_month('2026-01-01') AS lines;
 SQL
 
 snapshot() {
@@ -168,11 +179,51 @@ BEGIN
 	EXCEPTION WHEN insufficient_privilege THEN
 		NULL;
 	END;
+	-- metering: P2's admin agent reads the pool of its customer, not the
+	-- reconciliation file (billing) and no charge lines; no operator actions
+	IF NOT EXISTS (SELECT 1 FROM overage.pool_status('C1', 'voice', '2026-01-31')
+				    WHERE used_minutes > 0) THEN
+		RAISE EXCEPTION 'pool_status lost the 1.0 calls';
+	END IF;
+	BEGIN
+		PERFORM overage.reconciliation('P2', '2026-01-01');
+		RAISE EXCEPTION 'an admin agent read the reconciliation file';
+	EXCEPTION WHEN insufficient_privilege THEN
+		NULL;
+	END;
+	IF EXISTS (SELECT 1 FROM overage.charge) THEN
+		RAISE EXCEPTION 'an admin agent sees charge lines';
+	END IF;
+	BEGIN
+		PERFORM overage.close_month('2026-02-01');
+		RAISE EXCEPTION 'an admin agent closed a month';
+	EXCEPTION WHEN insufficient_privilege THEN
+		NULL;
+	END;
 	-- and its own work goes on: release at a later instant
 	PERFORM overage.release_overage('P2', 'C1', 'voice', '2026-02-01');
 END
 $$;
+-- P1's global admin: P1's 1.0 charge lines only, and its reconciliation file
+SET ROLE regress_overage_upgrade_p1;
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM overage.charge)
+	   OR EXISTS (SELECT 1 FROM overage.charge WHERE partner_id IS DISTINCT FROM 'P1') THEN
+		RAISE EXCEPTION 'P1 does not see exactly its own 1.0 charge lines';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM overage.reconciliation('P1', '2026-01-01')) THEN
+		RAISE EXCEPTION 'no reconciliation lines for P1 from the 1.0 close';
+	END IF;
+END
+$$;
 RESET ROLE;
+-- the operator ingests into the open month and closes it through 1.1
+INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s)
+	VALUES ('C1', 'voice', 'u4', '2026-02-11 12:00', 60);
+SELECT overage.close_month('2026-02-01') >= 0 AS closed;
+SELECT 1/(count(*))::int AS february_closed FROM overage.billing_month
+ WHERE month = '2026-02-01' AND closed_at IS NOT NULL AND closed_by = current_user;
 -- the audit row names the agent
 SELECT 1/(count(*))::int AS audited FROM overage.assignment_log
  WHERE by_role = 'regress_overage_upgrade_p2' AND reason = 'release';
