@@ -300,6 +300,25 @@ RESET ROLE;
 SET ROLE regress_overage_roles_op;
 SELECT roles_test.try($$SELECT count(*) FROM overage.usage$$);
 RESET ROLE;
+-- ... and loads calls with COPY as well as INSERT (usage is guarded by a
+-- statement trigger, not row-level security, under which COPY FROM is not
+-- supported)
+SET ROLE regress_overage_roles_op;
+COPY overage.usage (customer_id, service_id, user_id, started_at, duration_s) FROM STDIN (FORMAT csv);
+C1,voice,copy-by-operator,2026-03-02 10:00+00,90
+C1,voice,copy-by-operator,2026-03-02 10:05+00,30
+\.
+RESET ROLE;
+-- an agent that was granted INSERT by mistake cannot COPY either (42501)
+SET ROLE regress_overage_roles_ga;
+COPY overage.usage (customer_id, service_id, user_id, started_at, duration_s) FROM STDIN (FORMAT csv);
+C1,voice,copy-by-agent,2026-03-02 11:00+00,90
+\.
+RESET ROLE;
+-- two calls of the operator, none of the agent
+SELECT user_id, started_at, duration_s FROM overage.usage
+ WHERE started_at >= '2026-03-01' ORDER BY usage_id;
+SELECT month, calls, seconds FROM overage.usage_month WHERE month = '2026-03-01';
 
 -- removing the mapping takes the rights away at once
 SELECT overage.remove_agent('regress_overage_roles_aa');

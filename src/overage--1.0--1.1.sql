@@ -744,7 +744,8 @@ COMMENT ON FUNCTION overage_internal.reconciliation(text, date) IS
 /*
  * Ingest is a plain INSERT into overage.usage by the operator: a
  * superuser, the owner, or an operator-mapped role the DBA grants INSERT
- * (README); COPY only for roles exempt from row-level security.  The statement trigger reads customer and service and writes
+ * (README), with INSERT or COPY.  The statement trigger reads customer and
+ * service and writes
  * billing_month and usage_month, none of which such a role may touch, so
  * it runs as the owner.  Its search_path is pinned (1.0) and it names
  * every object with its schema.
@@ -752,7 +753,7 @@ COMMENT ON FUNCTION overage_internal.reconciliation(text, date) IS
 ALTER FUNCTION @extschema@.usage_ingest() SECURITY DEFINER;
 
 COMMENT ON TABLE @extschema@.usage IS
-'Calls: INSERT (customer_id, service_id, user_id, started_at, duration_s), by the operator only (row-level security; the DBA grants INSERT to the ingest role). COPY FROM is refused to roles subject to row-level security, so only the owner, superusers and BYPASSRLS roles can COPY. Statement-level C triggers validate the statement''s rows (known customer and service, duration at most 86400 s, started_at finite and at most one day after now(), month not closed) and keep overage.usage_month; a refused statement writes nothing. Not partitioned; see README.';
+'Calls: INSERT or COPY (customer_id, service_id, user_id, started_at, duration_s), by the operator only (trigger usage_authorize; the DBA grants INSERT to the ingest role). Statement-level C triggers validate the statement''s rows (known customer and service, duration at most 86400 s, started_at finite and at most one day after now(), month not closed) and keep overage.usage_month; a refused statement writes nothing. Not partitioned; see README.';
 
 ------------------------------------------------------------------------------
 -- Row-level security: every table with partner or customer data.
@@ -825,16 +826,29 @@ CREATE POLICY charge_own ON @extschema@.charge FOR SELECT
 	USING ((SELECT @extschema@._is_operator())
 		   OR partner_id = (SELECT @extschema@._acting_partner('billing')));
 
--- usage: no privileges for PUBLIC; the DBA grants INSERT to the role that
--- ingests.  The policy makes that role's being the operator a condition
--- too, so INSERT granted to an agent by mistake still writes nothing.
--- (COPY FROM is not supported under row-level security: a non-superuser
--- operator ingests with INSERT; the owner, superusers and BYPASSRLS roles
--- may COPY.)
-ALTER TABLE @extschema@.usage ENABLE ROW LEVEL SECURITY;
-CREATE POLICY usage_operator ON @extschema@.usage FOR ALL
-	USING ((SELECT @extschema@._is_operator()))
-	WITH CHECK ((SELECT @extschema@._is_operator()));
+-- usage: no privileges for PUBLIC; the DBA grants INSERT (and SELECT, if
+-- wanted) to the role that ingests.  Not row-level security: COPY FROM is
+-- not supported under it, and applications load calls with COPY.  Instead
+-- a statement-level trigger makes the writer's being the operator a
+-- condition too, so INSERT granted to an agent by mistake writes nothing
+-- and the refusal names the rule.
+CREATE FUNCTION @extschema@._usage_authorize()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM @extschema@._authorize('operate', NULL);
+	RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@._usage_authorize() IS
+'Internal: BEFORE STATEMENT trigger on overage.usage; only the operator ingests, changes or removes calls (42501)';
+
+CREATE TRIGGER usage_authorize
+	BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.usage
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._usage_authorize();
 
 ------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC, then back what each needs
@@ -858,7 +872,7 @@ GRANT SELECT ON @extschema@.agent, @extschema@.partner, @extschema@.customer,
 	TO PUBLIC;
 -- the months and when they were closed: no partner data
 GRANT SELECT ON @extschema@.billing_month TO PUBLIC;
--- usage and usage_month: nothing (the operator's; see the policy above)
+-- usage and usage_month: nothing (the operator's; see usage_authorize above)
 
 -- the API (each function authorizes its caller)
 GRANT EXECUTE ON FUNCTION
