@@ -7,7 +7,8 @@
  * It loads the pool and holder histories of the month for every
  * (customer, service) at once (two queries; their size is the size of the
  * catalog histories, not of the usage), then streams the calls of the month
- * through one cursor in index order -- month, customer, service,
+ * straight from the executor (a DestReceiver: no row is copied into an
+ * SPI tuple table) in index order -- month, customer, service,
  * started_at, usage_id, an index-only scan of usage_rating -- and feeds
  * each group's calls to the rating engine (rating.c).  When a group ends
  * its lines go to the result tuplestore (which spills to disk past
@@ -25,6 +26,8 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/params.h"
+#include "tcop/dest.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
@@ -34,8 +37,6 @@
 #include "rating.h"
 
 PG_FUNCTION_INFO_V1(rate_month);
-
-#define FETCH_BATCH 10000
 
 /* the lines of a finished group: one per holder subscription, unassigned */
 static void
@@ -73,6 +74,69 @@ text_eq(Datum d, const char *s, int len)
 }
 
 /*
+ * The calls are not fetched into SPI tuple tables (which copy every row
+ * into a palloc'd heap tuple); a DestReceiver takes each row from the
+ * executor's slot and feeds it to the rating engine at once.
+ */
+typedef struct RateReceiver
+{
+	DestReceiver pub;
+	ReturnSetInfo *rsinfo;
+	RatingSet  *set;
+	RateGroup  *group;			/* the group being rated, NULL before the first */
+	int			clen;			/* strlen of group->customer, group->service */
+	int			slen;
+} RateReceiver;
+
+static bool
+rate_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	RateReceiver *r = (RateReceiver *) self;
+	Datum		c;
+	Datum		s;
+	TimestampTz t;
+	int32		d;
+
+	slot_getallattrs(slot);
+	c = slot->tts_values[0];
+	s = slot->tts_values[1];
+	t = DatumGetTimestampTz(slot->tts_values[2]);
+	d = DatumGetInt32(slot->tts_values[3]);
+
+	if (r->group == NULL || !text_eq(c, r->group->customer, r->clen) ||
+		!text_eq(s, r->group->service, r->slen))
+	{
+		char	   *cs = TextDatumGetCString(c);
+		char	   *ss = TextDatumGetCString(s);
+
+		emit_group(r->rsinfo, r->group);
+		r->group = rating_group(r->set, cs, ss);
+		pfree(cs);
+		pfree(ss);
+		r->clen = strlen(r->group->customer);
+		r->slen = strlen(r->group->service);
+		rating_begin(r->group);
+	}
+	rating_call(r->group, t, d);
+	return true;
+}
+
+static void
+rate_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+}
+
+static void
+rate_shutdown(DestReceiver *self)
+{
+}
+
+static void
+rate_destroy(DestReceiver *self)
+{
+}
+
+/*
  * rate_month(month date) RETURNS TABLE(customer_id text, service_id text,
  *		partner_id text, subscription_id uuid, overage_seconds bigint)
  *
@@ -89,12 +153,11 @@ rate_month(PG_FUNCTION_ARGS)
 	TimestampTz mstart;
 	TimestampTz mend;
 	RatingSet  *set;
-	Portal		portal;
-	RateGroup  *g = NULL;
-	int			clen = 0;
-	int			slen = 0;
+	RateReceiver receiver;
+	ParamListInfo params;
+	SPIExecuteOptions options;
+	int			rc;
 	Oid			argtypes[1] = {TIMESTAMPOID};
-	Datum		values[1];
 
 	if (DATE_NOT_FINITE(month))
 		ereport(ERROR,
@@ -116,8 +179,7 @@ rate_month(PG_FUNCTION_ARGS)
 	rating_load_pools(set, mstart, mend, NULL, NULL);
 	rating_load_holders(set, mstart, mend, NULL, NULL);
 
-	/* the month start as a timestamp without time zone, as in the index */
-	values[0] = TimestampGetDatum((Timestamp) mstart);
+	/* $1: the month start as a timestamp without time zone, as in the index */
 	if (calls_plan == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare(
@@ -132,46 +194,31 @@ rate_month(PG_FUNCTION_ARGS)
 			elog(ERROR, "rate_month: cannot prepare the calls query");
 		calls_plan = plan;
 	}
-	portal = SPI_cursor_open(NULL, calls_plan, values, NULL, false);
+	receiver.pub.receiveSlot = rate_receive;
+	receiver.pub.rStartup = rate_startup;
+	receiver.pub.rShutdown = rate_shutdown;
+	receiver.pub.rDestroy = rate_destroy;
+	receiver.pub.mydest = DestNone;
+	receiver.rsinfo = rsinfo;
+	receiver.set = set;
+	receiver.group = NULL;
 
-	for (;;)
-	{
-		SPITupleTable *tt;
+	params = makeParamList(1);
+	params->params[0].value = TimestampGetDatum((Timestamp) mstart);
+	params->params[0].isnull = false;
+	params->params[0].pflags = PARAM_FLAG_CONST;
+	params->params[0].ptype = TIMESTAMPOID;
 
-		SPI_cursor_fetch(portal, true, FETCH_BATCH);
-		if (SPI_processed == 0)
-			break;
-		tt = SPI_tuptable;
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			HeapTuple	tup = tt->vals[i];
-			bool		isnull;
-			Datum		c = heap_getattr(tup, 1, tt->tupdesc, &isnull);
-			Datum		s = heap_getattr(tup, 2, tt->tupdesc, &isnull);
-			TimestampTz t = DatumGetTimestampTz(heap_getattr(tup, 3, tt->tupdesc, &isnull));
-			int32		d = DatumGetInt32(heap_getattr(tup, 4, tt->tupdesc, &isnull));
+	memset(&options, 0, sizeof(options));
+	options.params = params;
+	options.read_only = false;	/* a fresh snapshot, as the history loads */
+	options.dest = (DestReceiver *) &receiver;
 
-			if (g == NULL || !text_eq(c, g->customer, clen) ||
-				!text_eq(s, g->service, slen))
-			{
-				char	   *cs = TextDatumGetCString(c);
-				char	   *ss = TextDatumGetCString(s);
-
-				emit_group(rsinfo, g);
-				g = rating_group(set, cs, ss);
-				pfree(cs);
-				pfree(ss);
-				clen = strlen(g->customer);
-				slen = strlen(g->service);
-				rating_begin(g);
-				CHECK_FOR_INTERRUPTS();
-			}
-			rating_call(g, t, d);
-		}
-		SPI_freetuptable(tt);
-	}
-	emit_group(rsinfo, g);
-	SPI_cursor_close(portal);
+	/* SPI reports SPI_OK_UTILITY for a SELECT whose rows go to a DestNone receiver */
+	rc = SPI_execute_plan_extended(calls_plan, &options);
+	if (rc < 0)
+		elog(ERROR, "rate_month: calls query failed: %s", SPI_result_code_string(rc));
+	emit_group(rsinfo, receiver.group);
 	SPI_finish();
 
 	return (Datum) 0;
