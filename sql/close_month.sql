@@ -106,4 +106,71 @@ SELECT month, closed_at IS NOT NULL AS closed, lines FROM overage.billing_month 
 UPDATE overage.usage_month SET seconds = 0;
 \echo :LAST_ERROR_SQLSTATE
 
+-- A closed month's history is final too.  A licence or holder change dated
+-- inside it never touches its lines, but it would change what pool_status
+-- and preview_month say of the month, so that the month no longer reads as
+-- it was billed: refused (OV006), by whatever path, and nothing changes.
+SELECT subscription_id AS lic FROM overage.subscription WHERE kind = 'license' \gset
+SELECT subscription_id AS ovs FROM overage.subscription WHERE kind = 'overage' \gset
+SELECT subscription_id AS azs FROM overage.subscription WHERE kind = 'azure_subscription' \gset
+-- October as billed: pool 1 licence x 1 min = 1 min; 60 + 90 s = 2.5 min
+-- used; 1.5 min overage, held by P1 (90 s, 1.5 min, 0.03)
+SELECT * FROM overage.pool_status('C1', 'CALL', '2026-10-31 23:59:59Z');
+SELECT month, partner_id, overage_seconds, quantity, amount
+  FROM overage.preview_month('2026-10-01');
+-- the API, dated in October, November and December (all closed)
+SELECT overage.purchase('P1', 'C1', 'E5', '1', 5, '2026-10-15 00:00Z');
+\echo :LAST_ERROR_SQLSTATE
+SELECT overage.release_overage('P1', 'C1', 'CALL', '2026-10-20 00:00Z');
+\echo :LAST_ERROR_SQLSTATE
+-- the rest name a subscription by its (random) uuid: message only
+\set VERBOSITY terse
+SELECT overage.set_quantity(:'lic', 3, '2026-10-20 00:00Z');
+\echo :LAST_ERROR_SQLSTATE
+SELECT overage.cancel(:'lic', '2026-11-30 23:59:59Z');
+\echo :LAST_ERROR_SQLSTATE
+SELECT overage.create_azure_subscription('P1', 'C1', '2026-12-01 00:00Z');
+\echo :LAST_ERROR_SQLSTATE
+-- P1 moving its overage to its Azure subscription (a real change of holder)
+SELECT overage.assign_overage('P1', 'C1', 'CALL', :'azs', '2026-10-20 00:00Z');
+\echo :LAST_ERROR_SQLSTATE
+-- direct writes: the last microsecond of December is still December
+UPDATE overage.subscription SET quantity = 4, changed_at = '2026-12-31 23:59:59.999999Z'
+ WHERE subscription_id = :'lic';
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+UPDATE overage.holder SET partner_id = NULL, subscription_id = NULL,
+	   since = '2026-10-20 00:00Z'
+ WHERE customer_id = 'C1' AND service_id = 'CALL';
+\echo :LAST_ERROR_SQLSTATE
+-- nothing changed: P1's 4 subscriptions as bought on 2026-09-01 (plan,
+-- Azure, licence of 1, overage), P1 still holds with its overage
+-- subscription, and October reads as billed
+SELECT kind, quantity, status, created_at, changed_at FROM overage.subscription
+ ORDER BY created_at, kind;
+SELECT partner_id, subscription_id = :'ovs' AS overage_sub, since, reason
+  FROM overage.holder;
+SELECT * FROM overage.pool_status('C1', 'CALL', '2026-10-31 23:59:59Z');
+SELECT month, partner_id, overage_seconds, quantity, amount
+  FROM overage.preview_month('2026-10-01');
+
+-- the same changes dated at or after the end of December (January is
+-- open) go through
+SELECT overage.purchase('P1', 'C1', 'E5', '1', 2, '2027-01-01 00:00Z') IS NOT NULL AS bought;
+SELECT overage.set_quantity(:'lic', 3, '2027-01-02 00:00Z');
+SELECT overage.create_azure_subscription('P1', 'C1', '2027-01-03 00:00Z') IS NOT NULL AS created;
+SELECT overage.assign_overage('P1', 'C1', 'CALL', :'azs', '2027-01-04 00:00Z');
+SELECT overage.release_overage('P1', 'C1', 'CALL', '2027-01-05 00:00Z');
+SELECT overage.cancel(:'lic', '2027-01-06 00:00Z');
+-- January at 01-06 12:00: the first licence ended at 01-06 00:00, the new
+-- one (2 x 1 min) remains: pool 2 min, nothing used
+SELECT * FROM overage.pool_status('C1', 'CALL', '2027-01-06 12:00Z');
+SELECT partner_id, subscription_id IS NULL AS none, since, reason FROM overage.holder;
+-- and October still reads as billed (pool 1, used 2.5, overage 1.5)
+SELECT * FROM overage.pool_status('C1', 'CALL', '2026-10-31 23:59:59Z');
+SELECT month, partner_id, overage_seconds, quantity, amount
+  FROM overage.preview_month('2026-10-01');
+SELECT month, partner_id, overage_seconds, quantity, amount FROM overage.charge
+ WHERE month = '2026-10-01';
+
 DROP EXTENSION overage;

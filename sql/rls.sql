@@ -179,19 +179,20 @@ SELECT service_id, partner_id, subscription_id IS NOT NULL AS subscription_shown
   FROM overage.get_overage('C1');
 
 -- P1 trying to take C1 back, or to release it: the rule errors (OV002,
--- OV004) name the holding partner but not its subscription
+-- OV004) name the holding partner but not its subscription (dated in
+-- February: January is closed, and a change dated in it would be OV006)
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 SET ROLE regress_overage_rls_p1;
 SELECT overage.assign_overage('P1', 'C1', 'voice',
 	(SELECT subscription_id FROM overage.subscription
-	  WHERE customer_id = 'C1' AND kind = 'overage'), '2026-01-12');
-SELECT overage.release_overage('P1', 'C1', 'voice', '2026-01-12');
+	  WHERE customer_id = 'C1' AND kind = 'overage'), '2026-02-12');
+SELECT overage.release_overage('P1', 'C1', 'voice', '2026-02-12');
 RESET ROLE;
 
 -- the operator gets the 1.0 error unchanged (its detail names the subscription)
 \set VERBOSITY sqlstate
-SELECT overage.release_overage('P1', 'C1', 'voice', '2026-01-12');
+SELECT overage.release_overage('P1', 'C1', 'voice', '2026-02-12');
 \set VERBOSITY default
 
 -- reading past the policies: a WHERE clause on another partner's rows

@@ -134,22 +134,24 @@ SELECT roles_test.try($$SELECT overage.pool_status('C1', 'voice', 'infinity')$$)
 
 SELECT role_name, partner_id, agent_role FROM overage.agent ORDER BY role_name;
 
--- The matrix.  The same statements for every role, in this order:
+-- The matrix.  The same statements for every role, in this order (the
+-- changes are dated in April: January is closed above and the operator
+-- closes February, and a change dated in a closed month is OV006):
 CREATE TABLE roles_test.cell (n int PRIMARY KEY, cell text, stmt text);
 GRANT SELECT ON roles_test.cell TO PUBLIC;
 INSERT INTO roles_test.cell VALUES
  (1, 'purchase for own partner',
-	$$SELECT overage.purchase('P1', 'C1', 'BB', '0001', 1, '2026-01-02')$$),
+	$$SELECT overage.purchase('P1', 'C1', 'BB', '0001', 1, '2026-04-02')$$),
  (2, 'set_quantity of own licence',
-	$$SELECT overage.set_quantity((SELECT id FROM roles_test.ids WHERE label = 'lic_' || substr(current_user, 23)), 2, '2026-01-03')$$),
+	$$SELECT overage.set_quantity((SELECT id FROM roles_test.ids WHERE label = 'lic_' || substr(current_user, 23)), 2, '2026-04-03')$$),
  (3, 'cancel own licence',
-	$$SELECT overage.cancel((SELECT id FROM roles_test.ids WHERE label = 'lic_' || substr(current_user, 23)), '2026-01-04')$$),
+	$$SELECT overage.cancel((SELECT id FROM roles_test.ids WHERE label = 'lic_' || substr(current_user, 23)), '2026-04-04')$$),
  (4, 'create_azure_subscription',
-	$$SELECT overage.create_azure_subscription('P1', 'C1', '2026-01-05')$$),
+	$$SELECT overage.create_azure_subscription('P1', 'C1', '2026-04-05')$$),
  (5, 'assign_overage',
-	$$SELECT overage.assign_overage('P1', 'C1', 'voice', (SELECT id FROM roles_test.ids WHERE label = 'p1_azure'), '2026-01-10'::timestamptz + (SELECT count(*) FROM overage.holder_period) * interval '1 hour')$$),
+	$$SELECT overage.assign_overage('P1', 'C1', 'voice', (SELECT id FROM roles_test.ids WHERE label = 'p1_azure'), '2026-04-10'::timestamptz + (SELECT count(*) FROM overage.holder_period) * interval '1 hour')$$),
  (6, 'release_overage',
-	$$SELECT overage.release_overage('P1', 'C1', 'voice', '2026-01-10'::timestamptz + (SELECT count(*) FROM overage.holder_period) * interval '1 hour')$$),
+	$$SELECT overage.release_overage('P1', 'C1', 'voice', '2026-04-10'::timestamptz + (SELECT count(*) FROM overage.holder_period) * interval '1 hour')$$),
  (7, 'get_overage',
 	$$SELECT overage.get_overage('C1')$$),
  (8, 'read own subscriptions',

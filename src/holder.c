@@ -16,7 +16,8 @@
  *		- the target must be an active Azure or overage subscription of
  *		  that partner and customer (OV003);
  *		- a holder is replaced only by None or by the same partner: another
- *		  partner must wait for None (OV002).
+ *		  partner must wait for None (OV002);
+ *		- no change of holder dated inside a closed month (OV006).
  *
  *	  holder_record (AFTER ROW)
  *		- closes the open holder_period and opens the next one, so the
@@ -289,6 +290,11 @@ holder_guard(PG_FUNCTION_ARGS)
 		if (holder_same(&oldrow, &newrow))
 			return PointerGetDatum(trigdata->tg_trigtuple);
 	}
+
+	/* a change of holder dated in a closed month would rewrite its bill */
+	overage_refuse_closed_month(DatumGetTimestampTz(newrow.since),
+								psprintf("the change of the overage holder of customer \"%s\" service \"%s\"",
+										 customer, service));
 
 	if (newrow.partner_null != newrow.subscription_null)
 		ereport(ERROR,

@@ -62,5 +62,6 @@ extern bool overage_partner_eligible(Datum partner_id, Datum customer_id,
 extern DateADT overage_month_of(TimestampTz t, TimestampTz *start,
 								TimestampTz *end);
 extern char *overage_date_str(DateADT d);
+extern void overage_refuse_closed_month(TimestampTz at, const char *what);
 
 #endif							/* OVERAGE_H */

@@ -11,7 +11,9 @@
  *		- changed_at never goes backwards (OV005); a cancelled subscription
  *		  stays cancelled and keeps its quantity;
  *		- a subscription that currently receives a customer's overage cannot
- *		  be cancelled: the holder must move it or set it to None first.
+ *		  be cancelled: the holder must move it or set it to None first;
+ *		- no creation or change dated inside a closed month (OV006): the
+ *		  pool that month was billed on stays as it was.
  *
  *	  subscription_record (AFTER ROW)
  *		- keeps overage.license_quantity, the quantity of each licence over
@@ -128,7 +130,24 @@ subscription_guard(PG_FUNCTION_ARGS)
 	desc = trigdata->tg_relation->rd_att;
 
 	if (TRIGGER_FIRED_BY_INSERT(event))
-		return PointerGetDatum(trigdata->tg_trigtuple);
+	{
+		HeapTuple	tup = trigdata->tg_trigtuple;
+		TimestampTz t;
+		char	   *what;
+
+		/* a subscription created (or ended) in a closed month */
+		what = psprintf("the creation of a %s subscription of partner \"%s\" for customer \"%s\"",
+					   column_str(tup, desc, "kind"),
+					   column_str(tup, desc, "partner_id"),
+					   column_str(tup, desc, "customer_id"));
+		t = column_time(tup, desc, "created_at", &isnull);
+		if (!isnull)
+			overage_refuse_closed_month(t, what);
+		t = column_time(tup, desc, "ended_at", &isnull);
+		if (!isnull)
+			overage_refuse_closed_month(t, what);
+		return PointerGetDatum(tup);
+	}
 
 	oldtup = trigdata->tg_trigtuple;
 	sub = column_str(oldtup, desc, "subscription_id");
@@ -170,6 +189,29 @@ subscription_guard(PG_FUNCTION_ARGS)
 
 	old_status = column_str(oldtup, desc, "status");
 	new_status = column_str(newtup, desc, "status");
+
+	/*
+	 * A change (of quantity, status, end or instant) dated in a closed month
+	 * would rewrite the pool that month was billed on.  A no-op UPDATE
+	 * changes no history and passes.
+	 */
+	if (new_changed != old_changed ||
+		!str_eq(old_status, new_status) ||
+		!str_eq(column_str(oldtup, desc, "quantity"),
+				column_str(newtup, desc, "quantity")) ||
+		!str_eq(column_str(oldtup, desc, "ended_at"),
+				column_str(newtup, desc, "ended_at")))
+	{
+		TimestampTz ended = column_time(newtup, desc, "ended_at", &isnull);
+
+		overage_refuse_closed_month(new_changed,
+									psprintf("the change of subscription \"%s\"", sub));
+		if (!isnull && ended != new_changed &&
+			!str_eq(column_str(oldtup, desc, "ended_at"),
+					column_str(newtup, desc, "ended_at")))
+			overage_refuse_closed_month(ended,
+										psprintf("the end of subscription \"%s\"", sub));
+	}
 
 	if (str_eq(old_status, "cancelled"))
 	{

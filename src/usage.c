@@ -387,6 +387,17 @@ check_parties(char **customers, int nc, char **services, int ns)
 					   "service", values[1]);
 }
 
+/* OV006: "month m is closed", with the refused change in detail */
+static void
+month_closed_error(DateADT m, const char *detail, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OVERAGE_MONTH_CLOSED),
+			 errmsg("month %s is closed", overage_date_str(m)),
+			 errdetail("%s", detail),
+			 errhint("%s", hint)));
+}
+
 /*
  * lock_months
  *		Lock the months FOR SHARE, in order, creating the missing rows
@@ -429,13 +440,57 @@ lock_months(DateADT *months, int nm)
 
 		(void) SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull);
 		if (!isnull)
-			ereport(ERROR,
-					(errcode(ERRCODE_OVERAGE_MONTH_CLOSED),
-					 errmsg("month %s is closed",
-							overage_date_str(DatumGetDateADT(m))),
-					 errdetail("Its charge lines are final, so usage dated in it is refused."),
-					 errhint("Nothing of the statement was written; keep the record and settle it outside the closed month.")));
+			month_closed_error(DatumGetDateADT(m),
+							   pstrdup("Its charge lines are final, so usage dated in it is refused."),
+							   "Nothing of the statement was written; keep the record and settle it outside the closed month.");
 	}
+}
+
+/*
+ * overage_refuse_closed_month
+ *		A licence or holder change ("what", for the message) at instant "at"
+ *		is refused (OV006) if the month of "at" is closed: pool_status and
+ *		preview_month of a closed month must stay what it was billed on.
+ *
+ *		Like ingest, lock the month's billing_month row FOR SHARE, then read
+ *		closed_at from the locked row: a close_month in progress (FOR UPDATE)
+ *		is waited for and its closed_at seen; a close that starts later waits
+ *		for this transaction, and its fresh snapshot includes the change.  A
+ *		month without a row is neither locked nor created (no usage, and not
+ *		closed).  Connects to SPI itself; one cached plan, one round trip.
+ */
+void
+overage_refuse_closed_month(TimestampTz at, const char *what)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {DATEOID};
+	Datum		values[1];
+	DateADT		month;
+
+	if (TIMESTAMP_NOT_FINITE(at))
+		return;					/* belongs to no calendar month */
+	month = overage_month_of(at, NULL, NULL);
+	values[0] = DateADTGetDatum(month);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	overage_spi_exec(&plan,
+					 "SELECT b.closed_at IS NOT NULL FROM overage.billing_month b"
+					 " WHERE b.month = $1 FOR SHARE",
+					 1, argtypes, values, NULL, 1);
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+		bool		closed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+														SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (closed)
+			month_closed_error(month,
+							   psprintf("Its charge lines are final, so its licence and holder history cannot change: %s at %s is refused.",
+										what, timestamptz_to_str(at)),
+							   "Date the change at or after the end of the month.");
+	}
+	SPI_finish();
 }
 
 Datum
