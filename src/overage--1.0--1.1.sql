@@ -707,7 +707,7 @@ END
 $$;
 
 COMMENT ON FUNCTION @extschema@.close_month(date) IS
-'Closes the calendar month (UTC) of the date: writes its charge lines and marks it closed, all or nothing. Returns the number of lines. A closed month is final (OV006 on a second close, on changes of its lines and on usage dated in it). Operator only';
+'Closes the calendar month (UTC) of the date: writes its charge lines and marks it closed, all or nothing. Returns the number of lines. A closed month is final (OV006 on a second close, on changes of its lines, and on usage, licence or holder changes dated in it). Operator only';
 
 CREATE FUNCTION @extschema@.reconciliation(partner_id text, month date)
 RETURNS TABLE("PartnerId" text, "PartnerName" text, "CustomerId" text,
