@@ -908,7 +908,7 @@ CREATE TABLE @extschema@.usage_month (
 ) WITH (fillfactor = 50);
 
 COMMENT ON TABLE @extschema@.usage_month IS
-'Running figures per (customer, service, month), kept by the usage triggers: number of calls and seconds. pool_status and month close use them to skip the call scan when the total cannot exceed the pool.';
+'Running figures per (customer, service, month), kept by the usage triggers: number of calls and seconds. pool_status uses them to skip the call scan when the total cannot exceed the pool.';
 COMMENT ON COLUMN @extschema@.usage_month.calls IS
 'Number of calls of the group in the month';
 COMMENT ON COLUMN @extschema@.usage_month.seconds IS
