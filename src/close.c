@@ -164,11 +164,7 @@ rate_month(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("month must be a finite date")));
 
-#if PG_VERSION_NUM >= 150000
-	InitMaterializedSRF(fcinfo, 0);
-#else
-#error "overage needs PostgreSQL 15 or later"
-#endif
+	overage_init_materialized_srf(fcinfo);
 
 	(void) overage_month_of((TimestampTz) month * USECS_PER_DAY, &mstart, &mend);
 

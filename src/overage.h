@@ -47,6 +47,7 @@ extern Datum overage_attr(HeapTuple tuple, TupleDesc desc, const char *name,
 extern char *overage_text_str(Datum d, bool isnull);
 extern char *overage_uuid_str(Datum d, bool isnull);
 extern char *overage_time_str(Datum d, bool isnull);
+extern void overage_init_materialized_srf(FunctionCallInfo fcinfo);
 
 /* guard.c */
 extern int	overage_history_exec(SPIPlanPtr *cache, const char *sql, int nargs,
