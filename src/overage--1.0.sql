@@ -855,7 +855,7 @@ CREATE TABLE @extschema@.billing_month (
 );
 
 COMMENT ON TABLE @extschema@.billing_month IS
-'Calendar months (UTC) that have usage or were closed. The row is the lock that orders ingest against close: ingest locks the months of its rows FOR SHARE and refuses closed ones; close_month locks the month FOR UPDATE, so it waits for in-flight ingests and later ingests see it closed.';
+'Calendar months (UTC) that have usage, licence or holder changes, or were closed. The row is the lock that orders ingest and dated changes against close: ingest and the licence and holder triggers lock the months they write in FOR SHARE and refuse closed ones; close_month locks the month FOR UPDATE, so it waits for in-flight ingests and later ingests see it closed.';
 COMMENT ON COLUMN @extschema@.billing_month.month IS
 'First day of the calendar month (UTC)';
 COMMENT ON COLUMN @extschema@.billing_month.closed_at IS

@@ -401,12 +401,14 @@ month_closed_error(DateADT m, const char *detail, const char *hint)
 /*
  * lock_months
  *		Lock the months FOR SHARE, in order, creating the missing rows
- *		first; refuse a closed month.  Usually the months exist: one round
- *		trip.  FOR SHARE waits for a close_month in progress and then sees
- *		its closed_at (READ COMMITTED re-reads the locked row).
+ *		first; refuse a closed month with the given detail and hint.
+ *		Usually the months exist: one round trip.  FOR SHARE waits for a
+ *		close_month in progress and then sees its closed_at (READ COMMITTED
+ *		re-reads the locked row); a close that starts later waits for this
+ *		transaction, and its fresh snapshot includes what this one wrote.
  */
 static void
-lock_months(DateADT *months, int nm)
+lock_months(DateADT *months, int nm, const char *detail, const char *hint)
 {
 	static SPIPlanPtr month_insert = NULL;
 	static SPIPlanPtr month_lock = NULL;
@@ -440,9 +442,7 @@ lock_months(DateADT *months, int nm)
 
 		(void) SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull);
 		if (!isnull)
-			month_closed_error(DatumGetDateADT(m),
-							   pstrdup("Its charge lines are final, so usage dated in it is refused."),
-							   "Nothing of the statement was written; keep the record and settle it outside the closed month.");
+			month_closed_error(DatumGetDateADT(m), detail, hint);
 	}
 }
 
@@ -452,44 +452,26 @@ lock_months(DateADT *months, int nm)
  *		is refused (OV006) if the month of "at" is closed: pool_status and
  *		preview_month of a closed month must stay what it was billed on.
  *
- *		Like ingest, lock the month's billing_month row FOR SHARE, then read
- *		closed_at from the locked row: a close_month in progress (FOR UPDATE)
- *		is waited for and its closed_at seen; a close that starts later waits
- *		for this transaction, and its fresh snapshot includes the change.  A
- *		month without a row is neither locked nor created (no usage, and not
- *		closed).  Connects to SPI itself; one cached plan, one round trip.
+ *		The month is locked exactly as ingest locks it (lock_months), its
+ *		billing_month row created when missing, so a change racing
+ *		close_month is either seen by the close or refused after it.
+ *		Connects to SPI itself.
  */
 void
 overage_refuse_closed_month(TimestampTz at, const char *what)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[1] = {DATEOID};
-	Datum		values[1];
 	DateADT		month;
 
 	if (TIMESTAMP_NOT_FINITE(at))
 		return;					/* belongs to no calendar month */
 	month = overage_month_of(at, NULL, NULL);
-	values[0] = DateADTGetDatum(month);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	overage_spi_exec(&plan,
-					 "SELECT b.closed_at IS NOT NULL FROM overage.billing_month b"
-					 " WHERE b.month = $1 FOR SHARE",
-					 1, argtypes, values, NULL, 1);
-	if (SPI_processed > 0)
-	{
-		bool		isnull;
-		bool		closed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-														SPI_tuptable->tupdesc, 1, &isnull));
-
-		if (closed)
-			month_closed_error(month,
-							   psprintf("Its charge lines are final, so its licence and holder history cannot change: %s at %s is refused.",
-										what, timestamptz_to_str(at)),
-							   "Date the change at or after the end of the month.");
-	}
+	lock_months(&month, 1,
+				psprintf("Its charge lines are final, so its licence and holder history cannot change: %s at %s is refused.",
+						 what, timestamptz_to_str(at)),
+				"Date the change at or after the end of the month.");
 	SPI_finish();
 }
 
@@ -594,7 +576,9 @@ usage_ingest(PG_FUNCTION_ARGS)
 		for (i = 0; i < ngroups; i++)
 			if (nm == 0 || months[nm - 1] != months[i])
 				months[nm++] = months[i];
-		lock_months(months, nm);
+		lock_months(months, nm,
+					"Its charge lines are final, so usage dated in it is refused.",
+					"Nothing of the statement was written; keep the record and settle it outside the closed month.");
 	}
 
 	/* 4. running figures, one upsert per group, in key order */
