@@ -30,8 +30,9 @@ Usage: holder_model.py DBNAME [SCENARIOS] [STEPS]
 import datetime
 import json
 import random
-import subprocess
 import sys
+
+from psql_session import Psql
 
 BASE = datetime.datetime(2026, 10, 1, 0, 0, tzinfo=datetime.timezone.utc)
 PARTNERS = ['A', 'B', 'C']
@@ -49,33 +50,6 @@ TARGET_KINDS = ('azure_subscription', 'overage')
 
 class Disagreement(Exception):
     pass
-
-
-class Psql:
-    """One psql session; run() returns the text lines a statement printed."""
-
-    def __init__(self, db):
-        self.p = subprocess.Popen(
-            ['psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=0', '-d', db],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, bufsize=1)
-
-    def run(self, sql):
-        self.p.stdin.write(sql.rstrip().rstrip(';') + ';\n\\echo __END__\n')
-        self.p.stdin.flush()
-        out = []
-        while True:
-            line = self.p.stdout.readline()
-            if line == '':
-                raise RuntimeError('psql ended; output so far: %r' % out)
-            line = line.rstrip('\n')
-            if line == '__END__':
-                return out
-            out.append(line)
-
-    def close(self):
-        self.p.stdin.close()
-        self.p.wait()
 
 
 SETUP = r"""

@@ -45,9 +45,10 @@ import datetime
 import decimal
 import json
 import random
-import subprocess
 import sys
 from decimal import Decimal, ROUND_HALF_UP
+
+from psql_session import Psql
 
 decimal.getcontext().prec = 60
 UTC = datetime.timezone.utc
@@ -67,39 +68,6 @@ FIRST_MONTHS = [(2025, 12), (2026, 2), (2026, 4), (2026, 1), (2026, 6)]
 
 class Disagreement(Exception):
     pass
-
-
-class Psql:
-    """One psql session; run() returns the text lines a statement printed."""
-
-    def __init__(self, db):
-        self.p = subprocess.Popen(
-            ['psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=0', '-d', db],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, bufsize=1)
-
-    def run(self, sql):
-        self.p.stdin.write(sql.rstrip().rstrip(';') + ';\n\\echo __END__\n')
-        self.p.stdin.flush()
-        out = []
-        while True:
-            line = self.p.stdout.readline()
-            if line == '':
-                raise RuntimeError('psql ended; output so far: %r' % out)
-            line = line.rstrip('\n')
-            if line == '__END__':
-                return out
-            out.append(line)
-
-    def one(self, sql):
-        out = self.run(sql)
-        if len(out) != 1:
-            raise RuntimeError('expected one line from %s, got %r' % (sql, out))
-        return out[0]
-
-    def close(self):
-        self.p.stdin.close()
-        self.p.wait()
 
 
 HELPERS = r"""
