@@ -166,6 +166,34 @@ spi_text(HeapTuple tup, TupleDesc desc, int col)
 }
 
 /*
+ * history_query
+ *		Run one of the month's history queries ($1, $2: the month's
+ *		bounds): for every (customer, service) with all_sql, or for the
+ *		one given with one_sql, which adds $3 and $4.  The rows are in
+ *		SPI_tuptable.
+ */
+static void
+history_query(SPIPlanPtr *all_plan, const char *all_sql,
+			  SPIPlanPtr *one_plan, const char *one_sql,
+			  TimestampTz from, TimestampTz to,
+			  const char *customer, const char *service)
+{
+	Oid			argtypes[4] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID};
+	Datum		values[4];
+
+	values[0] = TimestampTzGetDatum(from);
+	values[1] = TimestampTzGetDatum(to);
+	if (customer == NULL)
+		overage_spi_exec(all_plan, all_sql, 2, argtypes, values, NULL, 0);
+	else
+	{
+		values[2] = CStringGetTextDatum(customer);
+		values[3] = CStringGetTextDatum(service);
+		overage_spi_exec(one_plan, one_sql, 4, argtypes, values, NULL, 0);
+	}
+}
+
+/*
  * rating_load_pools
  *		Pool events of the licences active at some instant of [from, to),
  *		for every (customer, service), or only for the one given.  Runs SPI
@@ -177,11 +205,6 @@ rating_load_pools(RatingSet *set, TimestampTz from, TimestampTz to,
 {
 	static SPIPlanPtr all_plan = NULL;
 	static SPIPlanPtr one_plan = NULL;
-	Oid			argtypes[4] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID};
-	Datum		values[4];
-
-	values[0] = TimestampTzGetDatum(from);
-	values[1] = TimestampTzGetDatum(to);
 #define POOL_SQL \
 	"SELECT s.customer_id, ss.service_id, lq.valid_from, lq.valid_to," \
 	" lq.quantity::int8 * ss.minutes_per_license * 60" \
@@ -191,16 +214,9 @@ rating_load_pools(RatingSet *set, TimestampTz from, TimestampTz to,
 	"  AND ss.sku_id = s.sku_id" \
 	" WHERE s.kind = 'license' AND ss.minutes_per_license > 0" \
 	"  AND lq.valid_from < $2 AND (lq.valid_to IS NULL OR lq.valid_to > $1)"
-	if (customer == NULL)
-		overage_spi_exec(&all_plan, POOL_SQL, 2, argtypes, values, NULL, 0);
-	else
-	{
-		values[2] = CStringGetTextDatum(customer);
-		values[3] = CStringGetTextDatum(service);
-		overage_spi_exec(&one_plan,
-						 POOL_SQL " AND s.customer_id = $3 AND ss.service_id = $4",
-						 4, argtypes, values, NULL, 0);
-	}
+	history_query(&all_plan, POOL_SQL,
+				  &one_plan, POOL_SQL " AND s.customer_id = $3 AND ss.service_id = $4",
+				  from, to, customer, service);
 
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -233,27 +249,15 @@ rating_load_holders(RatingSet *set, TimestampTz from, TimestampTz to,
 {
 	static SPIPlanPtr all_plan = NULL;
 	static SPIPlanPtr one_plan = NULL;
-	Oid			argtypes[4] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID};
-	Datum		values[4];
-
-	values[0] = TimestampTzGetDatum(from);
-	values[1] = TimestampTzGetDatum(to);
 #define HOLDER_SQL \
 	"SELECT hp.customer_id, hp.service_id, hp.valid_from, hp.valid_to," \
 	" hp.partner_id, hp.subscription_id" \
 	" FROM overage.holder_period hp" \
 	" WHERE hp.valid_from < $2 AND (hp.valid_to IS NULL OR hp.valid_to > $1)" \
 	"  AND (hp.valid_to IS NULL OR hp.valid_to > hp.valid_from)"
-	if (customer == NULL)
-		overage_spi_exec(&all_plan, HOLDER_SQL, 2, argtypes, values, NULL, 0);
-	else
-	{
-		values[2] = CStringGetTextDatum(customer);
-		values[3] = CStringGetTextDatum(service);
-		overage_spi_exec(&one_plan,
-						 HOLDER_SQL " AND hp.customer_id = $3 AND hp.service_id = $4",
-						 4, argtypes, values, NULL, 0);
-	}
+	history_query(&all_plan, HOLDER_SQL,
+				  &one_plan, HOLDER_SQL " AND hp.customer_id = $3 AND hp.service_id = $4",
+				  from, to, customer, service);
 
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
