@@ -210,14 +210,15 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	mine	text;
-	a		@extschema@.agent;
 BEGIN
-	IF @extschema@._is_operator() THEN
-		RETURN NULL;
+	-- the role checks of _authorize first (operator, not an agent, agent
+	-- role not allowed), for the caller's own partner
+	mine := @extschema@._authorize(action,
+		(SELECT g.partner_id FROM @extschema@.agent g
+		  WHERE g.role_name = @extschema@._caller()));
+	IF mine IS NULL THEN
+		RETURN NULL;			-- the operator
 	END IF;
-	SELECT * INTO a FROM @extschema@.agent g WHERE g.role_name = @extschema@._caller();
-	-- role checks first (not an agent, agent role not allowed)
-	mine := @extschema@._authorize(action, a.partner_id);
 
 	-- another partner's subscription and a missing one look the same
 	IF NOT EXISTS (SELECT 1 FROM @extschema@.subscription s
@@ -243,13 +244,15 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	mine	text;
-	a		@extschema@.agent;
 BEGIN
-	IF @extschema@._is_operator() THEN
-		RETURN NULL;
+	-- the role checks of _authorize first (operator, not an agent, agent
+	-- role not allowed), for the caller's own partner
+	mine := @extschema@._authorize(action,
+		(SELECT g.partner_id FROM @extschema@.agent g
+		  WHERE g.role_name = @extschema@._caller()));
+	IF mine IS NULL THEN
+		RETURN NULL;			-- the operator
 	END IF;
-	SELECT * INTO a FROM @extschema@.agent g WHERE g.role_name = @extschema@._caller();
-	mine := @extschema@._authorize(action, a.partner_id);
 
 	-- a customer the partner never bought for and a missing one look the same
 	IF NOT EXISTS (SELECT 1 FROM @extschema@.subscription s
