@@ -26,6 +26,8 @@
 #include "utils/tuplestore.h"
 
 #include "overage.h"
+#include "month.h"
+#include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(charge_guard);
 

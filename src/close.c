@@ -34,7 +34,9 @@
 #include "utils/tuplestore.h"
 
 #include "overage.h"
+#include "month.h"
 #include "rating.h"
+#include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(rate_month);
 

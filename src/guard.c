@@ -21,6 +21,8 @@
 #include "utils/rel.h"
 
 #include "overage.h"
+#include "guard.h"
+#include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(history_guard);
 

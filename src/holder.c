@@ -43,6 +43,10 @@
 #include "utils/timestamp.h"
 
 #include "overage.h"
+#include "guard.h"
+#include "holder.h"
+#include "month.h"
+#include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(holder_guard);
 PG_FUNCTION_INFO_V1(holder_record);

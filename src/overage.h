@@ -1,12 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * overage.h
- *	  Declarations shared by the overage extension's C files, and the
- *	  extension's own SQLSTATEs.
+ *	  The extension's own SQLSTATEs, which every module raises.
  *
  * The SQLSTATE class "OV" is the extension's own (classes beginning with a
  * letter from I to Z are free for implementations).  README.md lists every
- * code with the rule it stands for.
+ * code with the rule it stands for.  What only some modules share has a
+ * header of its own: spi_util.h, month.h, guard.h, holder.h, rating.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -31,38 +31,5 @@
 #define ERRCODE_OVERAGE_MONTH_OPEN			MAKE_SQLSTATE('O','V','0','0','7')
 /* a history or audit table written other than through the extension */
 #define ERRCODE_OVERAGE_HISTORY_READONLY	MAKE_SQLSTATE('O','V','0','0','8')
-
-/* tags.c */
-extern bool overage_tags_contain_overage(const char *buf, size_t len);
-
-
-/* spi_util.c */
-#include "executor/spi.h"
-
-extern int	overage_spi_exec(SPIPlanPtr *cache, const char *sql, int nargs,
-							 Oid *argtypes, Datum *values, const char *nulls,
-							 long count);
-extern Datum overage_attr(HeapTuple tuple, TupleDesc desc, const char *name,
-						  bool *isnull);
-extern char *overage_text_str(Datum d, bool isnull);
-extern char *overage_uuid_str(Datum d, bool isnull);
-extern char *overage_time_str(Datum d, bool isnull);
-extern void overage_init_materialized_srf(FunctionCallInfo fcinfo);
-
-/* guard.c */
-extern int	overage_history_exec(SPIPlanPtr *cache, const char *sql, int nargs,
-								 Oid *argtypes, Datum *values, const char *nulls);
-
-/* holder.c */
-extern bool overage_partner_eligible(Datum partner_id, Datum customer_id,
-									 Datum service_id, Datum at);
-
-/* usage.c */
-#include "utils/date.h"
-#include "utils/timestamp.h"
-extern DateADT overage_month_of(TimestampTz t, TimestampTz *start,
-								TimestampTz *end);
-extern char *overage_date_str(DateADT d);
-extern void overage_refuse_closed_month(TimestampTz at, const char *what);
 
 #endif							/* OVERAGE_H */

@@ -29,7 +29,9 @@
 #include "utils/date.h"
 
 #include "overage.h"
+#include "month.h"
 #include "rating.h"
+#include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(rate_status);
 

@@ -37,6 +37,7 @@
 
 #include "overage.h"
 #include "rating.h"
+#include "spi_util.h"
 
 typedef struct GroupKey
 {

@@ -22,6 +22,7 @@
 #include "utils/uuid.h"
 
 #include "overage.h"
+#include "spi_util.h"
 
 /*
  * overage_spi_exec

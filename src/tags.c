@@ -42,7 +42,7 @@ tag_is_space(char c)
  * overage_tags_contain_overage
  *		True if the tag list in buf[0..len) holds the IncludeOverage tag.
  */
-bool
+static bool
 overage_tags_contain_overage(const char *buf, size_t len)
 {
 	size_t		pos = 0;

@@ -1,0 +1,25 @@
+/*-------------------------------------------------------------------------
+ *
+ * spi_util.h
+ *	  SPI and result helpers shared by the modules that query the tables
+ *	  (spi_util.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef OVERAGE_SPI_UTIL_H
+#define OVERAGE_SPI_UTIL_H
+
+#include "fmgr.h"
+#include "executor/spi.h"
+
+extern int	overage_spi_exec(SPIPlanPtr *cache, const char *sql, int nargs,
+							 Oid *argtypes, Datum *values, const char *nulls,
+							 long count);
+extern Datum overage_attr(HeapTuple tuple, TupleDesc desc, const char *name,
+						  bool *isnull);
+extern char *overage_text_str(Datum d, bool isnull);
+extern char *overage_uuid_str(Datum d, bool isnull);
+extern char *overage_time_str(Datum d, bool isnull);
+extern void overage_init_materialized_srf(FunctionCallInfo fcinfo);
+
+#endif							/* OVERAGE_SPI_UTIL_H */
