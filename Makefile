@@ -1,14 +1,32 @@
 # overage -- PGXS build
 #
 #   make && make install          build and install into the server of PG_CONFIG
-#   make installcheck             pg_regress + pg_isolation_regress against a
-#                                 running server (see test/run-tests.sh)
+#   make installcheck             pg_regress and pg_isolation_regress against a
+#                                 running server (test/run-suites.sh runs it,
+#                                 then the scripts in test/scripts/)
 
 EXTENSION  = overage
+EXTVERSION = 1.2
 MODULE_big = overage
 OBJS       = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
-DATA       = $(sort $(wildcard src/overage--*.sql))
 PGFILEDESC = "overage - telecom overage billing"
+
+# The SQL a developer edits lives in src/<concern>.sql, in this order (each
+# file's tables before the next file's: foreign keys; access last: its
+# policies and grants name every other file's objects).  Above a file's
+# DEFINITIONS line: tables and indexes, run once by CREATE EXTENSION.
+# Below it: functions, triggers, comments, policies, grants, re-runnable.
+#
+#   overage--1.2.sql         every file's tables, then every file's definitions
+#   overage--1.1--1.2.sql    src/updates/overage--1.1--1.2.sql (what the 1.1
+#                            catalog needs first), then every file's definitions
+#
+# Released scripts are frozen in src/released/.  When 1.2 is released, the two
+# built scripts are copied there and the next version starts a new update.
+SQL_SOURCES = src/common.sql src/catalog.sql src/parties.sql src/holder.sql \
+              src/metering.sql src/access.sql
+DATA_built  = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--1.1--$(EXTVERSION).sql
+DATA        = $(sort $(wildcard src/released/$(EXTENSION)--*.sql))
 
 # every sql/NAME.sql and test/isolation/specs/NAME.spec is a test
 REGRESS      = $(sort $(patsubst sql/%.sql,%,$(wildcard sql/*.sql)))
@@ -22,6 +40,19 @@ PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializer
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# part=tables: the lines above each file's DEFINITIONS line; part=definitions:
+# the lines from it on
+split_sql = awk -v part=$(1) 'FNR == 1 { d = 0 } /^-- DEFINITIONS:/ { d = 1 } \
+	(part == "definitions") == d' $(SQL_SOURCES)
+
+$(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) Makefile
+	{ echo '/* $@: built by the Makefile from $(SQL_SOURCES); edit those */'; \
+	  printf '%s\n' '\echo Use "CREATE EXTENSION $(EXTENSION)" to load this file. \quit'; \
+	  $(call split_sql,tables); $(call split_sql,definitions); } > $@
+
+$(EXTENSION)--1.1--$(EXTVERSION).sql: src/updates/$(EXTENSION)--1.1--$(EXTVERSION).sql $(SQL_SOURCES) Makefile
+	{ cat $<; $(call split_sql,definitions); } > $@
 
 # C under AddressSanitizer + UBSan (and VALGRIND=1: the fuzz script under
 # valgrind); slow, not part of the CI test command.  See test/asan/run.sh.

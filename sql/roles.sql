@@ -283,13 +283,13 @@ SELECT s.partner_id, s.customer_id, s.kind, s.quantity, s.status, s.changed_at
 
 -- the internal implementations and helpers are the owner's only
 SET ROLE regress_overage_roles_ga;
-SELECT roles_test.try($$SELECT overage_internal.purchase('P2', 'C1', 'BB', '0001', 1, '2026-01-20')$$);
+SELECT roles_test.try($$SELECT overage._require_exists('partner', 'P2')$$);
 SELECT roles_test.try($$SELECT overage._provision('P2', 'C1', '2026-01-20')$$);
 SELECT roles_test.try($$SELECT overage._authorize('operate', NULL)$$);
 SELECT roles_test.try($$UPDATE overage.holder SET partner_id = NULL$$);
 SELECT roles_test.try($$INSERT INTO overage.agent VALUES ('regress_overage_roles_ga', NULL, 'operator', now(), 'x')$$);
-SELECT roles_test.try($$SELECT overage_internal.close_month('2026-03-01')$$);
-SELECT roles_test.try($$SELECT overage_internal.reconciliation('P2', '2026-01-01')$$);
+SELECT roles_test.try($$SELECT overage._month_lines('2026-03-01')$$);
+SELECT roles_test.try($$SELECT overage._rate_status('C1', 'voice', '2026-01-20')$$);
 SELECT roles_test.try($$SELECT overage._rate_month('2026-01-01')$$);
 SELECT roles_test.try($$SELECT count(*) FROM overage.usage$$);
 SELECT roles_test.try($$SELECT count(*) FROM overage.usage_month$$);
@@ -298,6 +298,16 @@ SELECT roles_test.try($$UPDATE overage.billing_month SET closed_at = NULL$$);
 -- the months are public (no partner data in them)
 SELECT month, closed_at IS NOT NULL AS closed FROM overage.billing_month ORDER BY month;
 RESET ROLE;
+
+-- every function of the extension an agent may execute, from the catalog:
+-- the API, and the three helpers the row-level security policies call as
+-- the querying role; nothing else
+SELECT p.oid::regprocedure AS executable
+  FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
+ WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
+   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'overage')
+   AND has_function_privilege('regress_overage_roles_ga', p.oid, 'EXECUTE')
+ ORDER BY p.oid::regprocedure::text;
 -- the operator ingests, but reads usage only with a grant of its own
 SET ROLE regress_overage_roles_op;
 SELECT roles_test.try($$SELECT count(*) FROM overage.usage$$);

@@ -82,9 +82,8 @@ BEGIN
 	RETURN pg_catalog.format($1, $2);
 END $$;
 
--- it cannot put them into the extension's schemas
+-- it cannot put them into the extension's schema
 CREATE FUNCTION overage.now() RETURNS timestamptz LANGUAGE sql AS 'SELECT pg_catalog.now()';
-CREATE FUNCTION overage_internal.now() RETURNS timestamptz LANGUAGE sql AS 'SELECT pg_catalog.now()';
 
 -- the traps work: a query on this search_path calls every one of them
 SET search_path = regress_overage_evil, pg_catalog;

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# upgrade: ALTER EXTENSION overage UPDATE from 1.0 to 1.1 keeps every row
-# and gives the same extension as a fresh CREATE EXTENSION.
+# upgrade: ALTER EXTENSION overage UPDATE from 1.0 to 1.1 and on to the
+# default version, one step at a time, keeps every row and gives the same
+# extension as a fresh CREATE EXTENSION.
 #
 # Runs inside pg_virtualenv (PGHOST/PGPORT/PGUSER of a superuser).  Installs
 # 1.0, fills it through the 1.0 API (with calls, a closed month and an open
 # one), updates, and checks that
-#   - every row of every table and sequence 1.0 registered is unchanged;
-#   - the objects of the upgraded extension (functions with their security,
-#     search_path and privileges, tables with row-level security, policies)
-#     are the same as those of a fresh install of the default version;
+#   - after each step, every row of every table and sequence 1.0 registered
+#     is unchanged;
+#   - the upgraded extension is the same as a fresh install of the default
+#     version: member objects, functions with their whole definition and
+#     privileges, tables with row-level security, options and privileges,
+#     columns with types, defaults, identity and generation, constraints,
+#     indexes, triggers, policies, comments, schema privileges;
 #   - the new objects work: agents, authorization, row-level security, on
 #     the metering objects too.
 # Exits non-zero with a message on any difference.
@@ -79,21 +83,22 @@ snapshot() {
 }
 snapshot "$OLD" "$WORK/before.rows"
 
-echo "== ALTER EXTENSION overage UPDATE"
-psql -d "$OLD" -c "ALTER EXTENSION overage UPDATE"
-version=$(psql -At -d "$OLD" -c "SELECT extversion FROM pg_extension WHERE extname = 'overage'")
 default=$(psql -At -d "$OLD" -c "SELECT default_version FROM pg_available_extensions WHERE name = 'overage'")
-[ "$version" = "$default" ] || fail "updated to $version, default version is $default"
-echo "   now at $version"
+for step in 1.1 "$default"; do
+	echo "== ALTER EXTENSION overage UPDATE TO '$step'"
+	psql -d "$OLD" -c "ALTER EXTENSION overage UPDATE TO '$step'"
+	version=$(psql -At -d "$OLD" -c "SELECT extversion FROM pg_extension WHERE extname = 'overage'")
+	[ "$version" = "$step" ] || fail "updated to $version, not $step"
 
-# the rows of the tables 1.0 registered (new tables are compared as empty)
-snapshot "$OLD" "$WORK/after.rows"
-if ! diff -u "$WORK/before.rows" <(awk -v f="$WORK/before.rows" '
-	BEGIN { while ((getline l < f) > 0) if (l ~ /^### /) keep[l] = 1 }
-	/^### / { on = ($0 in keep) } on' "$WORK/after.rows"); then
-	fail "rows changed by the update (diff above)"
-fi
-echo "   every row of $(grep -c '^###' "$WORK/before.rows") tables and sequences is unchanged"
+	# the rows of the tables 1.0 registered (new tables are compared as empty)
+	snapshot "$OLD" "$WORK/after.rows"
+	if ! diff -u "$WORK/before.rows" <(awk -v f="$WORK/before.rows" '
+		BEGIN { while ((getline l < f) > 0) if (l ~ /^### /) keep[l] = 1 }
+		/^### / { on = ($0 in keep) } on' "$WORK/after.rows"); then
+		fail "rows changed by the update to $step (diff above)"
+	fi
+	echo "   every row of $(grep -c '^###' "$WORK/before.rows") tables and sequences is unchanged"
+done
 
 echo "== the upgraded extension is the same as a fresh install"
 psql -d "$NEW" -c "CREATE EXTENSION overage"
@@ -104,38 +109,72 @@ SELECT 'object ' || pg_describe_object(d.classid, d.objid, 0)
   FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
  WHERE e.extname = 'overage' AND d.deptype = 'e'
 UNION ALL
--- functions: security, configuration, volatility, privileges, body
-SELECT 'function ' || p.oid::regprocedure || ' secdef=' || p.prosecdef
-	   || ' config=' || coalesce(array_to_string(p.proconfig, ','), '-')
-	   || ' volatile=' || p.provolatile::text || ' strict=' || p.proisstrict
-	   || ' acl=' || coalesce(p.proacl::text, 'default')
-	   || ' body=' || md5(coalesce(p.prosrc, '') || coalesce(pg_get_function_sqlbody(p.oid), ''))
+-- functions: the whole definition (language, security, configuration,
+-- volatility, strictness, body), and privileges
+SELECT 'function ' || p.oid::regprocedure
+	   || ' acl=' || coalesce(p.proacl::text, 'default') || ' '
+	   || replace(pg_get_functiondef(p.oid), E'\n', E'\n    ')
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
- WHERE n.nspname IN ('overage', 'overage_internal')
+ WHERE n.nspname LIKE 'overage%'
 UNION ALL
--- tables: row-level security, privileges, columns
-SELECT 'table ' || c.oid::regclass || ' rls=' || c.relrowsecurity
-	   || ' force=' || c.relforcerowsecurity
+-- tables, sequences, views: row-level security, options, privileges
+SELECT 'relation ' || c.oid::regclass || ' kind=' || c.relkind::text
+	   || ' rls=' || c.relrowsecurity || ' force=' || c.relforcerowsecurity
+	   || ' options=' || coalesce(c.reloptions::text, '-')
 	   || ' acl=' || coalesce(c.relacl::text, 'default')
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE n.nspname IN ('overage', 'overage_internal') AND c.relkind IN ('r', 'S', 'v')
+ WHERE n.nspname LIKE 'overage%' AND c.relkind IN ('r', 'S', 'v', 'p')
 UNION ALL
-SELECT 'column ' || a.attrelid::regclass || '.' || a.attname || ' '
-	   || format_type(a.atttypid, a.atttypmod) || ' notnull=' || a.attnotnull
+-- columns, in order, with type, nullability, default, identity, generation
+SELECT 'column ' || a.attrelid::regclass || ' ' || a.attnum || ' ' || a.attname
+	   || ' ' || format_type(a.atttypid, a.atttypmod) || ' notnull=' || a.attnotnull
+	   || ' default=' || coalesce(pg_get_expr(ad.adbin, ad.adrelid), '-')
+	   || ' identity=' || a.attidentity::text || ' generated=' || a.attgenerated::text
   FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE n.nspname = 'overage' AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+  LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+ WHERE n.nspname LIKE 'overage%' AND c.relkind IN ('r', 'v', 'p')
+   AND a.attnum > 0 AND NOT a.attisdropped
+UNION ALL
+SELECT 'constraint ' || con.conrelid::regclass || ' ' || con.conname || ' '
+	   || pg_get_constraintdef(con.oid)
+  FROM pg_constraint con JOIN pg_namespace n ON n.oid = con.connamespace
+ WHERE n.nspname LIKE 'overage%'
+UNION ALL
+SELECT 'index ' || pg_get_indexdef(i.indexrelid)
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname LIKE 'overage%'
+UNION ALL
+SELECT 'trigger ' || pg_get_triggerdef(tg.oid) || ' enabled=' || tg.tgenabled::text
+  FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname LIKE 'overage%' AND NOT tg.tgisinternal
 UNION ALL
 SELECT 'policy ' || schemaname || '.' || tablename || ' ' || policyname || ' '
 	   || cmd || ' ' || array_to_string(roles, ',') || ' ' || coalesce(qual, '') || ' '
 	   || coalesce(with_check, '')
-  FROM pg_policies WHERE schemaname = 'overage'
+  FROM pg_policies WHERE schemaname LIKE 'overage%'
+UNION ALL
+-- comments on every object of the extension's schemas and on their columns
+SELECT 'comment ' || pg_describe_object(ds.classoid, ds.objoid, ds.objsubid)
+	   || ': ' || ds.description
+  FROM pg_description ds
+ WHERE (ds.classoid = 'pg_class'::regclass
+		AND ds.objoid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+						   WHERE n.nspname LIKE 'overage%'))
+	OR (ds.classoid = 'pg_proc'::regclass
+		AND ds.objoid IN (SELECT p.oid FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+						   WHERE n.nspname LIKE 'overage%'))
+	OR (ds.classoid = 'pg_namespace'::regclass
+		AND ds.objoid IN (SELECT oid FROM pg_namespace WHERE nspname LIKE 'overage%'))
 UNION ALL
 SELECT 'schema ' || nspname || ' acl=' || coalesce(nspacl::text, 'default')
-  FROM pg_namespace WHERE nspname IN ('overage', 'overage_internal')
+  FROM pg_namespace WHERE nspname LIKE 'overage%'
 UNION ALL
-SELECT 'config ' || c.oid::regclass
-  FROM pg_extension e, unnest(e.extconfig) AS t(oid) JOIN pg_class c ON c.oid = t.oid
+SELECT 'config ' || c.oid::regclass || ' ' || coalesce(e.extcondition[t.n], '')
+  FROM pg_extension e, unnest(e.extconfig) WITH ORDINALITY AS t(oid, n)
+  JOIN pg_class c ON c.oid = t.oid
  WHERE e.extname = 'overage'
 ORDER BY 1;
 SQL
@@ -218,7 +257,7 @@ BEGIN
 END
 $$;
 RESET ROLE;
--- the operator ingests into the open month and closes it through 1.1
+-- the operator ingests into the open month and closes it
 INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s)
 	VALUES ('C1', 'voice', 'u4', '2026-02-11 12:00', 60);
 SELECT overage.close_month('2026-02-01') >= 0 AS closed;

@@ -1,0 +1,408 @@
+/*-------------------------------------------------------------------------
+ *
+ * src/metering.sql
+ *	  Calls, the months they fall in, the running figures per (customer,
+ *	  service, month), the charge lines of closed months; the rating of a
+ *	  month (src/rating.c) behind pool_status, preview_month and
+ *	  close_month; the reconciliation file.  Ingest and the month locks are
+ *	  src/usage.c and src/month.c; the immutability of closed months'
+ *	  lines is src/charge_guard.c.
+ *
+ *-------------------------------------------------------------------------
+ */
+
+CREATE TABLE @extschema@.billing_month (
+	month		date PRIMARY KEY
+		CHECK (month = date_trunc('month', month)::date),
+	closed_at	timestamptz,
+	closed_by	name,
+	lines		integer
+);
+
+COMMENT ON TABLE @extschema@.billing_month IS
+'Calendar months (UTC) that have usage, licence or holder changes, or were closed. The row is the lock that orders ingest and dated changes against close: ingest and the licence and holder triggers lock the months they write in FOR SHARE and refuse closed ones; close_month locks the month FOR UPDATE, so it waits for in-flight ingests and later ingests see it closed.';
+COMMENT ON COLUMN @extschema@.billing_month.month IS
+'First day of the calendar month (UTC)';
+COMMENT ON COLUMN @extschema@.billing_month.closed_at IS
+'When close_month closed the month (transaction time); NULL while open';
+COMMENT ON COLUMN @extschema@.billing_month.closed_by IS
+'Database role that ran close_month';
+COMMENT ON COLUMN @extschema@.billing_month.lines IS
+'Number of charge lines close_month wrote';
+
+CREATE TABLE @extschema@.usage (
+	usage_id	bigint GENERATED ALWAYS AS IDENTITY,
+	customer_id	text NOT NULL,
+	service_id	text NOT NULL,
+	user_id		text NOT NULL,
+	started_at	timestamptz NOT NULL,
+	duration_s	integer NOT NULL CHECK (duration_s > 0)
+);
+
+COMMENT ON TABLE @extschema@.usage IS
+'Calls: INSERT or COPY (customer_id, service_id, user_id, started_at, duration_s), by the operator only (trigger usage_authorize; the DBA grants INSERT to the ingest role). Statement-level C triggers validate the statement''s rows (known customer and service, duration at most 86400 s, started_at finite and at most one day after now(), month not closed) and keep overage.usage_month; a refused statement writes nothing. Not partitioned; see README.';
+COMMENT ON COLUMN @extschema@.usage.usage_id IS
+'Arrival order; breaks ties between calls starting at the same instant';
+COMMENT ON COLUMN @extschema@.usage.user_id IS
+'The customer''s user who made the call (kept for the record; rating does not use it)';
+COMMENT ON COLUMN @extschema@.usage.started_at IS
+'Start of the call; the call belongs to the calendar month (UTC) of this instant';
+COMMENT ON COLUMN @extschema@.usage.duration_s IS
+'Length of the call in seconds, 1 to 86400';
+
+-- The one index: rating reads the calls of a month group by group in order
+-- of (started_at, usage_id); the leading month expression turns "this
+-- month" into an equality, so a month is one contiguous range of the index
+-- however many months the table holds.  INCLUDE makes it index-only.
+CREATE INDEX usage_rating ON @extschema@.usage
+	((date_trunc('month', started_at AT TIME ZONE 'UTC')), customer_id,
+	 service_id, started_at, usage_id) INCLUDE (duration_s);
+
+COMMENT ON INDEX @extschema@.usage_rating IS
+'The calls of a month in rating order, index-only: read by preview_month/close_month (the whole month) and pool_status (one group)';
+
+CREATE TABLE @extschema@.usage_month (
+	customer_id	text NOT NULL,
+	service_id	text NOT NULL,
+	month		date NOT NULL,
+	calls		bigint NOT NULL,
+	seconds		bigint NOT NULL,
+	first_at	timestamptz NOT NULL,
+	last_at		timestamptz NOT NULL,
+	PRIMARY KEY (month, customer_id, service_id)
+) WITH (fillfactor = 50);
+
+COMMENT ON TABLE @extschema@.usage_month IS
+'Running figures per (customer, service, month), kept by the usage triggers: number of calls and seconds. pool_status uses them to skip the call scan when the total cannot exceed the pool.';
+COMMENT ON COLUMN @extschema@.usage_month.calls IS
+'Number of calls of the group in the month';
+COMMENT ON COLUMN @extschema@.usage_month.seconds IS
+'Sum of their duration_s';
+COMMENT ON COLUMN @extschema@.usage_month.first_at IS
+'No call of the group started before this instant (a bound: deletes do not narrow it)';
+COMMENT ON COLUMN @extschema@.usage_month.last_at IS
+'No call of the group started after this instant (a bound: deletes do not narrow it)';
+
+CREATE TABLE @extschema@.charge (
+	month		date NOT NULL,
+	partner_id	text,
+	customer_id	text NOT NULL,
+	service_id	text NOT NULL,
+	subscription_id uuid,
+	overage_seconds bigint NOT NULL CHECK (overage_seconds > 0),
+	quantity	numeric(18,6) NOT NULL,
+	unit_price	numeric NOT NULL,
+	amount		numeric(18,2) NOT NULL,
+	currency	text NOT NULL,
+	CONSTRAINT charge_unassigned CHECK ((partner_id IS NULL) = (subscription_id IS NULL))
+);
+
+CREATE INDEX charge_month_partner ON @extschema@.charge (month, partner_id);
+
+COMMENT ON TABLE @extschema@.charge IS
+'Charge lines of closed months, written by close_month (no foreign keys: the lines are derived from rows that cannot be deleted, and a per-row check would cost the close a round trip per line): one per (overage subscription, customer, service, unit price) and one unassigned line per (customer, service, unit price) for overage while the holder was None or never assigned. Immutable once the month is closed.';
+COMMENT ON COLUMN @extschema@.charge.partner_id IS
+'Partner billed; NULL on unassigned lines (reported, never billed)';
+COMMENT ON COLUMN @extschema@.charge.subscription_id IS
+'Subscription that held the overage when the seconds were used; NULL on unassigned lines';
+COMMENT ON COLUMN @extschema@.charge.quantity IS
+'Minutes: overage_seconds / 60, 6 decimals';
+COMMENT ON COLUMN @extschema@.charge.amount IS
+'round(overage_seconds * unit_price / 60, 2), rounded once per line';
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.billing_month', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.usage', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.usage_usage_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.usage_month', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.charge', '');
+
+-- DEFINITIONS: re-runnable, replayed by every upgrade script (see Makefile)
+
+CREATE OR REPLACE FUNCTION @extschema@.usage_ingest()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'usage_ingest'
+LANGUAGE C SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+/*
+ * Ingest is a plain INSERT or COPY into overage.usage by the operator: a
+ * superuser, the owner, or an operator-mapped role the DBA grants INSERT
+ * (README).  The statement trigger reads customer and service and writes
+ * billing_month and usage_month, none of which such a role may touch, so
+ * it runs as the owner; it names every object with its schema.
+ */
+COMMENT ON FUNCTION @extschema@.usage_ingest() IS
+'Internal: AFTER STATEMENT trigger on overage.usage (transition tables): validates the statement''s rows, locks their months and keeps usage_month';
+
+CREATE OR REPLACE TRIGGER usage_insert
+	AFTER INSERT ON @extschema@.usage
+	REFERENCING NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.usage_ingest();
+CREATE OR REPLACE TRIGGER usage_update
+	AFTER UPDATE ON @extschema@.usage
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.usage_ingest();
+CREATE OR REPLACE TRIGGER usage_delete
+	AFTER DELETE ON @extschema@.usage
+	REFERENCING OLD TABLE AS old_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.usage_ingest();
+CREATE OR REPLACE TRIGGER usage_no_truncate
+	BEFORE TRUNCATE ON @extschema@.usage
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.history_guard();
+
+CREATE OR REPLACE TRIGGER usage_month_guard
+	BEFORE INSERT OR UPDATE OR DELETE ON @extschema@.usage_month
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.history_guard(
+		'Its rows are running figures of overage.usage, kept by the usage triggers.',
+		'Write overage.usage instead; the figures follow.');
+CREATE OR REPLACE TRIGGER usage_month_no_truncate
+	BEFORE TRUNCATE ON @extschema@.usage_month
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.history_guard();
+
+CREATE OR REPLACE FUNCTION @extschema@.charge_guard()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'charge_guard'
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION @extschema@.charge_guard() IS
+'Internal: refuses charge lines inserted into, or changed or deleted in, a closed month, and TRUNCATE';
+
+CREATE OR REPLACE TRIGGER charge_insert
+	AFTER INSERT ON @extschema@.charge
+	REFERENCING NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.charge_guard();
+CREATE OR REPLACE TRIGGER charge_change
+	BEFORE UPDATE OR DELETE ON @extschema@.charge
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.charge_guard();
+CREATE OR REPLACE TRIGGER charge_no_truncate
+	BEFORE TRUNCATE ON @extschema@.charge
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.charge_guard();
+
+-- usage: no privileges for PUBLIC; the DBA grants INSERT (and SELECT, if
+-- wanted) to the role that ingests.  Not row-level security: COPY FROM is
+-- not supported under it, and applications load calls with COPY.  Instead
+-- a statement-level trigger makes the writer's being the operator a
+-- condition too, so INSERT granted to an agent by mistake writes nothing
+-- and the refusal names the rule.
+CREATE OR REPLACE FUNCTION @extschema@._usage_authorize()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM @extschema@._authorize('operate', NULL);
+	RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@._usage_authorize() IS
+'Internal: BEFORE STATEMENT trigger on overage.usage; only the operator ingests, changes or removes calls (42501)';
+
+CREATE OR REPLACE TRIGGER usage_authorize
+	BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.usage
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._usage_authorize();
+
+------------------------------------------------------------------------------
+-- Rating (C, src/rating.c) and the public functions over it
+------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION @extschema@._rate_month(month date)
+RETURNS TABLE(customer_id text, service_id text, partner_id text,
+			  subscription_id uuid, overage_seconds bigint)
+AS 'MODULE_PATHNAME', 'rate_month'
+LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION @extschema@._rate_month(date) IS
+'Internal: overage seconds of the calendar month (UTC) holding the date, per (customer, service, holder subscription) and unassigned (partner NULL), by the attribution engine';
+
+CREATE OR REPLACE FUNCTION @extschema@._rate_status(customer_id text, service_id text,
+													at timestamptz,
+													OUT month date, OUT pool_s bigint,
+													OUT used_s bigint, OUT overage_s bigint,
+													OUT unassigned_s bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'rate_status'
+LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION @extschema@._rate_status(text, text, timestamptz) IS
+'Internal: pool_status in seconds';
+
+CREATE OR REPLACE FUNCTION @extschema@._month_lines(month date)
+RETURNS SETOF @extschema@.charge
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT m.m, r.partner_id, r.customer_id, r.service_id, r.subscription_id,
+		   r.overage_seconds,
+		   round(r.overage_seconds / 60.0, 6)::numeric(18,6),
+		   sv.unit_price,
+		   round(r.overage_seconds * sv.unit_price / 60, 2)::numeric(18,2),
+		   sv.currency
+	  FROM (SELECT date_trunc('month', _month_lines.month::timestamp)::date) AS m(m),
+		   LATERAL @extschema@._rate_month(m.m) r
+	  JOIN @extschema@.service sv ON sv.service_id OPERATOR(pg_catalog.=) r.service_id
+	 ORDER BY r.customer_id, r.service_id, r.partner_id NULLS LAST,
+			  r.subscription_id
+$$;
+
+COMMENT ON FUNCTION @extschema@._month_lines(date) IS
+'Internal: the charge lines of the calendar month (UTC) of the date, computed from the current data; behind preview_month and close_month';
+
+CREATE OR REPLACE FUNCTION @extschema@.pool_status(customer_id text, service_id text,
+												   at timestamptz DEFAULT pg_catalog.now())
+RETURNS TABLE(month date, pool_minutes numeric, used_minutes numeric,
+			  remaining_minutes numeric, overage_minutes numeric,
+			  unassigned_minutes numeric)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+	PERFORM @extschema@._require_finite('at', pool_status.at);
+	PERFORM @extschema@._require('customer_id', pool_status.customer_id);
+	PERFORM @extschema@._authorize_customer('read', pool_status.customer_id);
+
+	PERFORM @extschema@._require('service_id', pool_status.service_id);
+	PERFORM @extschema@._require('at', pool_status.at);
+	PERFORM @extschema@._require_exists('customer', pool_status.customer_id);
+	PERFORM @extschema@._require_exists('service', pool_status.service_id);
+
+	RETURN QUERY
+		SELECT r.month,
+			   round(r.pool_s / 60.0, 6),
+			   round(r.used_s / 60.0, 6),
+			   round(greatest(r.pool_s - r.used_s, 0) / 60.0, 6),
+			   round(r.overage_s / 60.0, 6),
+			   round(r.unassigned_s / 60.0, 6)
+		  FROM @extschema@._rate_status(pool_status.customer_id,
+										pool_status.service_id,
+										pool_status.at) r;
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@.pool_status(text, text, timestamptz) IS
+'Live pool of a (customer, service) as of instant at, over the calls of at''s calendar month (UTC) that started before at: pool at at, minutes used, remaining = greatest(pool - used, 0), overage minutes of those calls (assigned and unassigned) and the unassigned part. Minutes are seconds / 60 rounded to 6 decimals. Any agent of a partner that bought for the customer; operator';
+
+CREATE OR REPLACE FUNCTION @extschema@.preview_month(month date)
+RETURNS SETOF @extschema@.charge
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM @extschema@._authorize('operate', NULL);
+	PERFORM @extschema@._require('month', preview_month.month);
+	RETURN QUERY SELECT * FROM @extschema@._month_lines(preview_month.month);
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@.preview_month(date) IS
+'The charge lines close_month would write for the calendar month (UTC) of the date, computed from the current data; writes nothing. Operator only';
+
+CREATE OR REPLACE FUNCTION @extschema@.close_month(month date)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	m		date;
+	closed	timestamptz;
+	n		integer;
+BEGIN
+	PERFORM @extschema@._authorize('operate', NULL);
+	PERFORM @extschema@._require('month', close_month.month);
+	m := date_trunc('month', close_month.month::timestamp)::date;
+
+	/*
+	 * The month row lock orders close against ingest (src/month.c): after
+	 * FOR UPDATE, in-flight ingests of the month have committed or rolled
+	 * back, later ones will see the month closed, and each statement below
+	 * takes a fresh snapshot -- which only READ COMMITTED gives.  (A
+	 * function cannot change the isolation level; it reads the caller's.)
+	 */
+	IF current_setting('transaction_isolation') <> 'read committed' THEN
+		RAISE EXCEPTION 'close_month must run at isolation level READ COMMITTED'
+			USING ERRCODE = 'invalid_transaction_state',
+				  DETAIL = 'It waits for the month''s in-flight usage and must then read it with a fresh snapshot.';
+	END IF;
+
+	INSERT INTO @extschema@.billing_month (month) VALUES (m)
+		ON CONFLICT (month) DO NOTHING;
+	SELECT b.closed_at INTO closed FROM @extschema@.billing_month b
+	 WHERE b.month = m FOR UPDATE;
+	IF closed IS NOT NULL THEN
+		RAISE EXCEPTION 'month % is already closed', to_char(m, 'YYYY-MM-DD')
+			USING ERRCODE = 'OV006',
+				  DETAIL = 'Its charge lines are final; billing_month.closed_at tells when it was closed.';
+	END IF;
+
+	INSERT INTO @extschema@.charge SELECT * FROM @extschema@._month_lines(m);
+	GET DIAGNOSTICS n = ROW_COUNT;
+
+	-- closed_by is the caller, not the owner this function runs as
+	UPDATE @extschema@.billing_month b
+	   SET closed_at = now(), closed_by = @extschema@._caller(), lines = n
+	 WHERE b.month = m;
+	RETURN n;
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@.close_month(date) IS
+'Closes the calendar month (UTC) of the date: writes its charge lines and marks it closed, all or nothing. Returns the number of lines. A closed month is final (OV006 on a second close, on changes of its lines, and on usage, licence or holder changes dated in it). Operator only';
+
+CREATE OR REPLACE FUNCTION @extschema@.reconciliation(partner_id text, month date)
+RETURNS TABLE("PartnerId" text, "PartnerName" text, "CustomerId" text,
+			  "CustomerName" text, "CustomerCountry" text,
+			  "SubscriptionId" uuid, "SubscriptionDescription" text,
+			  "ChargeStartDate" date, "ChargeEndDate" date,
+			  "ChargeType" text, "MeterCategory" text, "MeterName" text,
+			  "Unit" text, "UnitPrice" numeric, "Quantity" numeric(18,6),
+			  "BillingPreTaxTotal" numeric(18,2), "BillingCurrency" text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	m		date;
+	closed	timestamptz;
+BEGIN
+	PERFORM @extschema@._require('partner_id', reconciliation.partner_id);
+	PERFORM @extschema@._authorize('billing', reconciliation.partner_id);
+
+	PERFORM @extschema@._require('month', reconciliation.month);
+	PERFORM @extschema@._require_exists('partner', reconciliation.partner_id);
+	m := date_trunc('month', reconciliation.month::timestamp)::date;
+
+	SELECT b.closed_at INTO closed FROM @extschema@.billing_month b
+	 WHERE b.month = m;
+	IF closed IS NULL THEN
+		RAISE EXCEPTION 'month % is not closed', to_char(m, 'YYYY-MM-DD')
+			USING ERRCODE = 'OV007',
+				  DETAIL = 'The reconciliation file lists the final charge lines of a closed month.',
+				  HINT = format('Close the month first: SELECT overage.close_month(%L);',
+								to_char(m, 'YYYY-MM-DD'));
+	END IF;
+
+	RETURN QUERY
+		SELECT p.partner_id, p.name, c.customer_id, c.name, c.country,
+			   s.subscription_id,
+			   CASE s.kind WHEN 'overage' THEN 'Overage subscription'
+						   ELSE 'Azure subscription' END,
+			   m, (m + interval '1 month' - interval '1 day')::date,
+			   'Usage'::text, 'Overage'::text, sv.name, sv.unit,
+			   ch.unit_price, ch.quantity, ch.amount, ch.currency
+		  FROM @extschema@.charge ch
+		  JOIN @extschema@.partner p ON p.partner_id = ch.partner_id
+		  JOIN @extschema@.customer c ON c.customer_id = ch.customer_id
+		  JOIN @extschema@.subscription s ON s.subscription_id = ch.subscription_id
+		  JOIN @extschema@.service sv ON sv.service_id = ch.service_id
+		 WHERE ch.month = m AND ch.partner_id = reconciliation.partner_id
+		 ORDER BY c.customer_id, sv.service_id, s.subscription_id, ch.unit_price;
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@.reconciliation(text, date) IS
+'The partner''s reconciliation file lines of a closed month: one per charge line of its overage subscriptions. Columns: PartnerId, PartnerName; CustomerId, CustomerName, CustomerCountry; SubscriptionId (the subscription that held the overage) and SubscriptionDescription (Overage subscription | Azure subscription); ChargeStartDate and ChargeEndDate (first and last day of the month, inclusive); ChargeType (always Usage); MeterCategory (always Overage); MeterName (the service name); Unit (the service unit); UnitPrice; Quantity (minutes, 6 decimals); BillingPreTaxTotal (the line amount); BillingCurrency. Global admin and billing admin of the partner; operator';
