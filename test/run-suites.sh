@@ -1,41 +1,40 @@
 #!/usr/bin/env bash
 # Runs inside pg_virtualenv (PGHOST/PGPORT/PGUSER point at the throwaway
-# cluster).  Counts every test of every suite and prints "N passed, N failed".
+# cluster): the Makefile's installcheck (pg_regress, pg_isolation_regress),
+# then every test/scripts/*.sh.  Counts every test of every suite and prints
+# "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-PGXS_DIR=$(dirname "$($PG_CONFIG --pgxs)")/../..
-BINDIR=$($PG_CONFIG --bindir)
 passed=0
 failed=0
 
-count() {	# count ok / not ok lines of a pg_regress-style log
-	local log=$1 p f
+count() {	# count ok / not ok lines of a pg_regress-style log and its exit code
+	local log=$1 rc=$2 p f
 	p=$(grep -cE '\.\.\. ok( |$)' "$log" || true)
 	f=$(grep -cE '\.\.\. (FAILED|failed)( |$)' "$log" || true)
+	# a run that failed without failing a test (it could not start) fails
+	[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
 	passed=$((passed + p))
 	failed=$((failed + f))
 }
 
-regress=$(cd sql && ls *.sql | sed 's/\.sql$//' | sort)
-echo "=== pg_regress: $(echo $regress | wc -w) tests"
-"$PGXS_DIR/src/test/regress/pg_regress" --bindir="$BINDIR" --inputdir=. \
-	--outputdir=. --dbname=overage_regress $regress 2>&1 | tee results.log
+# the Makefile's REGRESS and ISOLATION lists, one half at a time so that a
+# failure in one does not skip the other
+echo "=== pg_regress (make installcheck)"
+make -s installcheck PG_CONFIG="$PG_CONFIG" ISOLATION= 2>&1 | tee results.log
+rc=${PIPESTATUS[0]}
 [ -s regression.diffs ] && head -200 regression.diffs
-count results.log
+count results.log $rc
 
-specs=$(cd test/isolation/specs && ls *.spec 2>/dev/null | sed 's/\.spec$//' | sort)
-if [ -n "$specs" ]; then
-	echo "=== pg_isolation_regress: $(echo $specs | wc -w) specs"
-	mkdir -p output_iso
-	"$PGXS_DIR/src/test/isolation/pg_isolation_regress" --bindir="$BINDIR" \
-		--inputdir=test/isolation --outputdir=output_iso \
-		--dbname=overage_isolation $specs 2>&1 | tee output_iso.log
-	[ -f output_iso/regression.diffs ] && [ -s output_iso/regression.diffs ] && head -200 output_iso/regression.diffs
-	count output_iso.log
-fi
+echo "=== pg_isolation_regress (make installcheck)"
+make -s installcheck PG_CONFIG="$PG_CONFIG" REGRESS= 2>&1 | tee output_iso.log
+rc=${PIPESTATUS[0]}
+[ -s output_iso/regression.diffs ] && head -200 output_iso/regression.diffs
+count output_iso.log $rc
 
+mkdir -p results
 for script in test/scripts/*.sh; do
 	[ -e "$script" ] || continue
 	name=$(basename "$script" .sh)
