@@ -55,7 +55,9 @@ INSERT INTO fuzz.hostile VALUES
 	('uuid', $$'not-a-uuid'$$), ('uuid', $$''$$),
 	('uuid', $$'ffffffff-ffff-ffff-ffff-ffffffffffff'$$),
 	('name', 'NULL'), ('name', $$''$$), ('name', $$repeat('r', 1000)$$),
-	('name', $$'pg_signal_backend'$$), ('name', $$'regress_overage_fuzz'$$);
+	('name', $$'pg_signal_backend'$$), ('name', $$'regress_overage_fuzz'$$),
+	('date', 'NULL'), ('date', $$'infinity'$$), ('date', $$'-infinity'$$),
+	('date', $$'4713-01-01 BC'$$), ('date', $$'5874897-12-31'$$), ('date', $$'epoch'$$);
 
 -- every function with valid arguments (literal, type)
 CREATE TABLE fuzz.call (fn text, args text[], types text[]);
@@ -90,7 +92,35 @@ INSERT INTO fuzz.call VALUES
 	('overage._require', ARRAY[$$'x'$$, $$'v'::text$$], ARRAY['text', 'text']),
 	('overage._require_exists', ARRAY[$$'customer'$$, $$'C1'$$], ARRAY['text', 'text']),
 	('overage._provision', ARRAY[$$'P1'$$, $$'C1'$$, $$'2026-02-06'$$],
-		ARRAY['text', 'text', 'timestamptz']);
+		ARRAY['text', 'text', 'timestamptz']),
+	('overage._require_finite', ARRAY[$$'at'$$, $$'2026-02-06'$$], ARRAY['text', 'timestamptz']),
+	('overage.pool_status', ARRAY[$$'C1'$$, $$'voice'$$, $$'2026-02-07'$$],
+		ARRAY['text', 'text', 'timestamptz']),
+	('overage._rate_status', ARRAY[$$'C1'$$, $$'voice'$$, $$'2026-02-07'$$],
+		ARRAY['text', 'text', 'timestamptz']),
+	('overage.preview_month', ARRAY[$$'2026-02-01'$$], ARRAY['date']),
+	('overage._month_lines', ARRAY[$$'2026-02-01'$$], ARRAY['date']),
+	('overage._rate_month', ARRAY[$$'2026-02-01'$$], ARRAY['date']),
+	('overage.reconciliation', ARRAY[$$'P1'$$, $$'2026-01-01'$$], ARRAY['text', 'date']),
+	('overage.close_month', ARRAY[$$'2026-01-01'$$], ARRAY['date']);
+
+-- the list above is checked against the catalog: every function of the
+-- extension that is not a trigger function is called
+DO $$
+DECLARE
+	missing	text;
+BEGIN
+	SELECT string_agg(p.oid::regprocedure::text, ', ' ORDER BY 1) INTO missing
+	  FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
+	 WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
+	   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'overage')
+	   AND p.prorettype <> 'trigger'::regtype
+	   AND p.oid::regproc::text NOT IN (SELECT fn FROM fuzz.call);
+	IF missing IS NOT NULL THEN
+		RAISE EXCEPTION 'fuzz.call misses functions of the extension: %', missing;
+	END IF;
+END
+$$;
 
 -- run every call: the valid one, then each argument replaced by each
 -- hostile value of its type; record the outcome
