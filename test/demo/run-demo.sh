@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-bash test/install-deps.sh
+bash test/install-deps.sh --demo
 export PATH=/usr/lib/postgresql/15/bin:$PATH
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 
@@ -14,9 +14,15 @@ flock 9
 
 make -s PG_CONFIG="$PG_CONFIG"
 make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
-chmod -R a+rX test/demo
+
+# the cluster's user reads the walk-through from a copy, so that the
+# checkout's modes stay as they are
+DEMO=$(mktemp -d /tmp/overage-demo-sql.XXXXXX)
+trap 'rm -rf "$DEMO"' EXIT
+cp -R test/demo/. "$DEMO"
+chmod -R a+rX "$DEMO"
 
 OUT=${OVERAGE_DEMO_OUT:-/tmp/overage-demo}
 mkdir -p "$OUT" && chmod 777 "$OUT"
 export OVERAGE_DEMO_OUT=$OUT
-pg_virtualenv -v 15 bash test/demo/demo-inside.sh
+pg_virtualenv -v 15 bash "$DEMO/demo-inside.sh"
