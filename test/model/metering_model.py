@@ -36,6 +36,18 @@ same instant cannot show in these results (they see the same pool and the
 same holder, so their total included seconds do not depend on the order);
 the model applies the (started_at, usage_id) order all the same.
 
+The rule is SPEC 1.2's: included = clamp(pool(t) - included_before, 0, d)
+with included_before the included (not all) seconds of the month's earlier
+calls, and pool_status's remaining = greatest(pool - included, 0).  The
+model also computes 1.1's rule (used_before = all earlier seconds) beside
+it, only to count how often the scenarios tell the two apart (the stats
+"... where 1.1 and 1.2 differ"): a third of the timelines start days into
+the month and some calls are dated before the first licence change, so
+pools grow after overage (first purchase after calls, later purchases,
+quantity increases) and shrink (cancel, quantity decrease).
+METER_RULE=1.1 makes the 1.1 rule the one checked (to run the same
+scenarios against a 1.1 build); the default is 1.2.
+
 Exits 1 on the first disagreement, printing seed, step and both values.
 Standard library only; psql runs as one long-lived subprocess.
 
@@ -44,6 +56,7 @@ Usage: metering_model.py DBNAME [SEEDS] [STEPS]
 import datetime
 import decimal
 import json
+import os
 import random
 import sys
 from decimal import Decimal, ROUND_HALF_UP
@@ -116,7 +129,8 @@ def amount2(seconds, price):
 class Model:
     """SPEC's metering rules over an independent history of the data."""
 
-    def __init__(self, minutes, prices):
+    def __init__(self, minutes, prices, rule='1.2'):
+        self.rule = rule            # '1.2' (SPEC); '1.1' only to check the harness on 1.1
         self.minutes = minutes      # (product, service) -> minutes per licence
         self.prices = prices        # service -> Decimal
         self.subs = {}              # id -> dict(partner, customer, kind, product, created, ended, qhist)
@@ -163,37 +177,51 @@ class Model:
                    and self.active(s, t) for s in self.subs.values())
 
     # -- attribution --------------------------------------------------------
-    def attribute(self, c, svc, month, before=None):
+    def attribute(self, c, svc, month, before=None, rule=None):
         """[(call, overage seconds, holder)] for the calls of (c, svc) in the
-        month (that started before `before`), in (started_at, usage_id) order."""
+        month (that started before `before`), in (started_at, usage_id) order.
+
+        SPEC 1.2: included = clamp(pool(t) - included_before, 0, d), where
+        included_before sums the *included* seconds of the earlier calls of
+        the month (overage seconds never consume the pool).  rule '1.1' is
+        the old rule (subtract all earlier seconds, overage ones included),
+        kept only to measure that the scenarios tell the two apart."""
+        rule = rule or self.rule
         calls = sorted((k for k in self.calls
                         if k['customer'] == c and k['service'] == svc and month_of(k['at']) == month
                         and (before is None or k['at'] < before)),
                        key=lambda k: (k['at'], k['id']))
+        included_before = 0
         used = 0
         out = []
         for k in calls:
-            included = min(max(self.pool_s(c, svc, k['at']) - used, 0), k['d'])
+            consumed = included_before if rule == '1.2' else used
+            included = min(max(self.pool_s(c, svc, k['at']) - consumed, 0), k['d'])
             out.append((k, k['d'] - included, self.holder(c, svc, k['at'])))
+            included_before += included
             used += k['d']
         return out
 
-    def pool_status(self, c, svc, t):
+    def pool_status(self, c, svc, t, rule=None):
+        rule = rule or self.rule
         m = month_of(t)
-        rows = self.attribute(c, svc, m, before=t)
+        rows = self.attribute(c, svc, m, before=t, rule=rule)
         pool = self.pool_s(c, svc, t)
         used = sum(k['d'] for k, _, _ in rows)
         over = sum(o for _, o, _ in rows)
+        included = used - over
         unassigned = sum(o for _, o, h in rows if h is None)
-        return [m.isoformat(), minutes6(pool), minutes6(used), minutes6(max(pool - used, 0)),
+        # 1.2: remaining = greatest(pool - included, 0); 1.1: pool - used
+        remaining = max(pool - (included if rule == '1.2' else used), 0)
+        return [m.isoformat(), minutes6(pool), minutes6(used), minutes6(remaining),
                 minutes6(over), minutes6(unassigned)]
 
-    def lines(self, month):
+    def lines(self, month, rule=None):
         """The charge lines of the month, as preview_month/charge rows."""
         groups = {}
         keys = sorted(set((k['customer'], k['service']) for k in self.calls if month_of(k['at']) == month))
         for c, svc in keys:
-            for _, o, h in self.attribute(c, svc, month):
+            for _, o, h in self.attribute(c, svc, month, rule=rule):
                 if o > 0:
                     g = (c, svc, h, self.prices[svc])
                     groups[g] = groups.get(g, 0) + o
@@ -277,7 +305,7 @@ def line_key(line):
 
 
 class Scenario:
-    def __init__(self, psql, seed, steps):
+    def __init__(self, psql, seed, steps, rule='1.2'):
         self.db = psql
         self.seed = seed
         self.r = random.Random(seed)
@@ -302,10 +330,16 @@ class Scenario:
             prices[svc] = r.choice([Decimal('0.02'), Decimal('0.0125'), Decimal('0.1'), Decimal('0'),
                                     Decimal('1.2345'), Decimal(r.randint(1, 99999)) / Decimal(10000),
                                     Decimal(r.randint(1, 9999)) / Decimal(10000)])
-        self.model = Model(minutes, prices)
-        self.clock = self.start + datetime.timedelta(seconds=r.randrange(0, 6 * 3600))
+        self.model = Model(minutes, prices, rule)
+        # a third of the timelines start days into the month, so that many
+        # calls come before the customer's first licence (all overage; under
+        # 1.1 those seconds also ate the pool bought later)
+        late = r.random() < 0.35
+        self.clock = self.start + datetime.timedelta(
+            seconds=r.randrange(86400, 12 * 86400) if late else r.randrange(0, 6 * 3600))
         self.change_instants = []
         self.next_user = 0
+        self.differ = False
 
     # -- reporting ----------------------------------------------------------
     def fail(self, what):
@@ -387,7 +421,7 @@ class Scenario:
         licences = [k for k, s in m.subs.items() if s['kind'] == 'license']
         live = [k for k in licences if m.subs[k]['ended'] is None]
         op = r.choices(['purchase', 'set_quantity', 'cancel', 'azure', 'assign', 'release'],
-                       [30, 18, 10, 5, 22, 15])[0]
+                       [28, 22, 12, 5, 19, 14])[0]
         if op != 'purchase' and not licences:
             op = 'purchase'
         if op == 'purchase':
@@ -476,14 +510,22 @@ class Scenario:
             return r.choice(changes)                        # exactly at a change
         if kind < 0.35 and ties:
             return r.choice(ties)                           # tie on started_at
-        if kind < 0.40:
+        if kind < 0.45 and self.months[0] in months:
+            # before the first change of the timeline (before any licence):
+            # pools that grow after overage are where 1.1 and 1.2 differ
+            first = min(self.change_instants) if self.change_instants else self.clock
+            lo = as_instant(self.months[0])
+            span = int((min(first, as_instant(next_month(self.months[0]))) - lo).total_seconds())
+            if span > 0:
+                return lo + datetime.timedelta(seconds=r.randrange(span))
+        if kind < 0.50:
             mo = r.choice(months)
             edge = as_instant(mo) if r.random() < 0.5 else \
                 as_instant(next_month(mo)) - datetime.timedelta(microseconds=1)
             return edge                                     # month boundaries
         mo = r.choice(months)
         lo, hi = as_instant(mo), as_instant(next_month(mo))
-        if kind < 0.7 and lo <= self.clock < hi:
+        if kind < 0.75 and lo <= self.clock < hi:
             # around the timeline's present, where the changes are
             lo = max(lo, self.clock - datetime.timedelta(days=3))
         span = int((hi - lo).total_seconds())
@@ -597,6 +639,8 @@ class Scenario:
             self.fail('pool_status returned %d rows for %d probes' % (len(got), len(probes)))
         for row, (c, svc, t) in zip(got, probes):
             want = m.pool_status(c, svc, t)
+            if m.pool_status(c, svc, t, rule='1.1' if m.rule == '1.2' else '1.2') != want:
+                self.count('pool_status probes where 1.1 and 1.2 differ')
             if row[1:] != want:
                 self.fail('pool_status(%s, %s, %s) [month, pool, used, remaining, overage, unassigned]:'
                           '\n  model    %r\n  database %r' % (c, svc, tslit(t), want, row[1:]))
@@ -630,6 +674,12 @@ class Scenario:
     def close(self, mo):
         m = self.model
         want = self.check_preview(mo)
+        other = m.lines(mo, rule='1.1' if m.rule == '1.2' else '1.2')
+        if other != want:
+            self.count('months closed where 1.1 and 1.2 differ')
+            self.differ = True
+            self.stats['overage seconds 1.1 minus 1.2'] = self.stats.get('overage seconds 1.1 minus 1.2', 0) + (
+                sum(line[5] for line in other) - sum(line[5] for line in want)) * (1 if m.rule == '1.2' else -1)
         # the reconciliation file of an open month is refused
         self.expect("SELECT count(*)::text FROM overage.reconciliation(%s, '%s')"
                     % (lit(self.partners[0]), mo.isoformat()), 'OV007')
@@ -722,6 +772,8 @@ class Scenario:
             self.close(mo)
         self.invalid_usage_step()
         self.check_pool()
+        if self.differ:
+            self.count('seeds where 1.1 and 1.2 lines differ')
         return len(self.model.calls)
 
 
@@ -734,6 +786,10 @@ def main():
     seeds = int(sys.argv[2]) if len(sys.argv) > 2 else 12
     steps = int(sys.argv[3]) if len(sys.argv) > 3 else 250
     first = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    rule = os.environ.get('METER_RULE', '1.2')
+    if rule not in ('1.1', '1.2'):
+        print('METER_RULE must be 1.1 or 1.2')
+        return 2
     psql = Psql(db)
     psql.run("SET client_min_messages = warning")
     psql.run("SET timezone = 'UTC'")
@@ -743,7 +799,7 @@ def main():
     calls = 0
     try:
         for seed in range(first, first + seeds):
-            sc = Scenario(psql, seed, steps)
+            sc = Scenario(psql, seed, steps, rule)
             calls += sc.run()
             for k, v in sc.stats.items():
                 totals[k] = totals.get(k, 0) + v
@@ -752,7 +808,7 @@ def main():
         return 1
     finally:
         psql.close()
-    print('%d seeds x %d steps agree with the model (%d calls rated)' % (seeds, steps, calls))
+    print('%d seeds x %d steps agree with the model of rule %s (%d calls rated)' % (seeds, steps, rule, calls))
     for what, n in sorted(totals.items()):
         print('  %-40s %5d' % (what, n))
     return 0
