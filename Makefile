@@ -41,6 +41,10 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS does not track header dependencies: a changed header (a struct of
+# rating.h, say) rebuilds every object, not only the file that changed
+$(OBJS): $(wildcard src/*.h)
+
 # part=tables: the lines above each file's DEFINITIONS line; part=definitions:
 # the lines from it on
 split_sql = awk -v part=$(1) 'FNR == 1 { d = 0 } /^-- DEFINITIONS:/ { d = 1 } \

@@ -52,13 +52,15 @@ SELECT t AS at, s.month, s.pool_minutes, s.used_minutes, s.remaining_minutes
 	   LATERAL overage.pool_status('C1', 'CALL', t) s
  ORDER BY t;
 
--- calls of C1 on CALL in October (pool in seconds at the call, used_before):
+-- calls of C1 on CALL in October (pool in seconds at the call, the
+-- included seconds of the earlier calls; overage never uses up the pool):
 --   A 10-05 10:00  100 s  pool 120, before   0: included 100, overage  0
 --   B 10-06 10:00   50 s  pool 120, before 100: included  20, overage 30 -> P1
---   C 10-10 00:00   60 s  pool 180, before 150: included  30, overage 30 -> P1
---                         (exactly at the quantity change: the new pool)
---   D 10-21 10:00   60 s  pool 300, before 210: included  60, overage  0
---   E 10-26 10:00   40 s  pool 120, before 270: included   0, overage 40 -> None
+--   C 10-10 00:00   60 s  pool 180, before 120: included  60, overage  0
+--                         (exactly at the quantity change: the new pool;
+--                         1.1 counted B's overage as used: included 30)
+--   D 10-21 10:00   60 s  pool 300, before 180: included  60, overage  0
+--   E 10-26 10:00   40 s  pool 120, before 240: included   0, overage 40 -> None
 INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s) VALUES
 	('C1', 'CALL', 'alice', '2026-10-05 10:00Z', 100),
 	('C1', 'CALL', 'bob',   '2026-10-06 10:00Z', 50),
@@ -78,12 +80,14 @@ SELECT t AS at, s.*
 		-- before call A: nothing used; pool 2
 		('2026-10-05 10:00Z'::timestamptz),
 		-- exactly at call C (not counted: started before at only):
-		-- used A+B = 150 s = 2.5; pool 3; remaining 0.5; overage 30 s = 0.5
+		-- used A+B = 150 s = 2.5; pool 3; included 120 s, remaining 1;
+		-- overage 30 s = 0.5
 		('2026-10-10 00:00Z'),
-		-- after D: used 270 s = 4.5; pool 5; remaining 0.5; overage 60 s = 1
+		-- after D: used 270 s = 4.5; pool 5; included 240 s, remaining 1;
+		-- overage 30 s = 0.5
 		('2026-10-22 00:00Z'),
 		-- after E: used 310 s = 5.166667; pool 2; remaining 0;
-		-- overage 100 s = 1.666667, of which unassigned 40 s = 0.666667
+		-- overage 70 s = 1.166667, of which unassigned 40 s = 0.666667
 		('2026-10-31 23:59:59Z'),
 		-- November: fresh month, nothing used, pool 2 (E3)
 		('2026-11-01 00:00Z')
@@ -95,7 +99,7 @@ SELECT t AS at, s.*
 SELECT * FROM overage.pool_status('C1', 'PSTN', '2026-10-31 00:00Z');
 
 -- the October lines:
---   C1 CALL P1 overage sub: 60 s = 1 min, 60 * 0.02 / 60 = 0.02
+--   C1 CALL P1 overage sub: 30 s = 0.5 min, 30 * 0.02 / 60 = 0.01
 --   C1 CALL unassigned:     40 s = 0.666667 min, 0.013333 -> 0.01
 --   C1 PSTN P1 overage sub: 90 s = 1.5 min, 90 * 0.05 / 60 = 0.075 -> 0.08
 SELECT month, partner_id, customer_id, service_id,

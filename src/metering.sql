@@ -228,7 +228,7 @@ LANGUAGE C STRICT
 SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION @extschema@._rate_status(text, text, timestamptz) IS
-'Internal: pool_status in seconds';
+'Internal: pool_status in seconds (included seconds = used_s - overage_s)';
 
 CREATE OR REPLACE FUNCTION @extschema@._month_lines(month date)
 RETURNS SETOF @extschema@.charge
@@ -274,7 +274,8 @@ BEGIN
 		SELECT r.month,
 			   round(r.pool_s / 60.0, 6),
 			   round(r.used_s / 60.0, 6),
-			   round(greatest(r.pool_s - r.used_s, 0) / 60.0, 6),
+			   -- the pool less the included seconds: overage never uses it up
+			   round(greatest(r.pool_s - (r.used_s - r.overage_s), 0) / 60.0, 6),
 			   round(r.overage_s / 60.0, 6),
 			   round(r.unassigned_s / 60.0, 6)
 		  FROM @extschema@._rate_status(pool_status.customer_id,
@@ -284,7 +285,7 @@ END
 $$;
 
 COMMENT ON FUNCTION @extschema@.pool_status(text, text, timestamptz) IS
-'Live pool of a (customer, service) as of instant at, over the calls of at''s calendar month (UTC) that started before at: pool at at, minutes used, remaining = greatest(pool - used, 0), overage minutes of those calls (assigned and unassigned) and the unassigned part. Minutes are seconds / 60 rounded to 6 decimals. Any agent of a partner that bought for the customer; operator';
+'Live pool of a (customer, service) as of instant at, over the calls of at''s calendar month (UTC) that started before at: pool at at, minutes used, remaining = greatest(pool - included, 0) where included is what the pool covered of those calls (overage never uses up the pool), overage minutes of those calls (assigned and unassigned) and the unassigned part. Minutes are seconds / 60 rounded to 6 decimals. Any agent of a partner that bought for the customer; operator';
 
 CREATE OR REPLACE FUNCTION @extschema@.preview_month(month date)
 RETURNS SETOF @extschema@.charge

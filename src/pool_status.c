@@ -7,7 +7,8 @@
  * As of instant at, for the calls of at's calendar month (UTC) that
  * started before at: the pool at at, the seconds used, and the overage
  * seconds (all of them, and the unassigned part), by the same engine as
- * the month close (rating.c).
+ * the month close (rating.c).  The included seconds, which the remaining
+ * pool is counted from, are the used seconds less the overage ones.
  *
  * Cheap for the current month: the running figures (usage_month) give the
  * seconds used when every call of the month started before at, and when
@@ -104,6 +105,7 @@ rate_status(PG_FUNCTION_ARGS)
 			if (last < at && seconds <= rating_min_pool(g, first, last))
 			{
 				g->used = seconds;
+				g->included = seconds;
 				scan = false;
 			}
 		}

@@ -18,10 +18,14 @@
  *					instant); before the first span nobody holds it.
  *
  * The calls of the group are then fed in order of (started_at, usage_id)
- * to rating_call(), which keeps used_before, computes
- *		included = clamp(pool(t) - used_before, 0, d),  overage = d - included
+ * to rating_call(), which keeps included_before (the included seconds of
+ * the earlier calls: overage seconds never consume the pool, SPEC 1.2),
+ * computes
+ *		included = clamp(pool(t) - included_before, 0, d),  overage = d - included
  * and adds the overage to the subscription holding the overage at t, or to
- * the unassigned seconds.  Walking is forward only, so a call costs O(1)
+ * the unassigned seconds.  (Version 1.1 subtracted all earlier seconds,
+ * used_before; the rule changed in 1.2, months closed before keep their
+ * lines.)  Walking is forward only, so a call costs O(1)
  * amortised and the memory of a group is the size of its histories, never
  * the number of its calls.
  *
@@ -307,6 +311,7 @@ rating_begin(RateGroup *g)
 	g->spanpos = 0;
 	g->pool = 0;
 	g->used = 0;
+	g->included = 0;
 	g->overage = 0;
 	g->unassigned = 0;
 	g->ntotals = 0;
@@ -380,7 +385,7 @@ void
 rating_call(RateGroup *g, TimestampTz t, int32 duration)
 {
 	int64		pool = rating_pool_at(g, t);
-	int64		included = pool - g->used;
+	int64		included = pool - g->included;
 	int64		over;
 
 	if (included < 0)
@@ -389,6 +394,7 @@ rating_call(RateGroup *g, TimestampTz t, int32 duration)
 		included = duration;
 	over = duration - included;
 	g->used += duration;
+	g->included += included;
 	if (over == 0)
 		return;
 	g->overage += over;

@@ -58,6 +58,7 @@ typedef struct RateGroup
 	int			spanpos;
 	int64		pool;			/* pool (seconds) at the last instant seen */
 	int64		used;			/* seconds of the calls so far */
+	int64		included;		/* of which the pool covered */
 	int64		overage;		/* overage seconds so far, all holders */
 	int64		unassigned;		/* of which unassigned */
 	HolderTotal *totals;
