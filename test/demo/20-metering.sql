@@ -32,6 +32,13 @@ SELECT overage.assign_overage('P-FABRIKAM', 'C-0007', 'PSTN-DOM', s.subscription
 \echo '   customer C-0011 gets 3 more licences mid-month (a bigger pool from Oct 14)'
 SELECT overage.purchase('P-CONTOSO', 'C-0011', 'CFQ7TTC0LF8Q', '0002', 3, '2026-10-14 12:00+00') IS NOT NULL AS bought;
 
+\echo '   Northwind, a new customer, calls for three days before Contoso sells it 2 licences on Oct 4'
+INSERT INTO overage.customer VALUES ('C-NORTHWIND', 'Northwind Traders', 'SE');
+INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s)
+SELECT 'C-NORTHWIND', 'PSTN-DOM', 'sales@C-NORTHWIND', d, 600
+  FROM generate_series('2026-10-01 09:00+00'::timestamptz, '2026-10-03 18:00+00', interval '3 hours') d;
+SELECT overage.purchase('P-CONTOSO', 'C-NORTHWIND', 'CFQ7TTC0LF8Q', '0002', 2, '2026-10-04 08:00+00') IS NOT NULL AS bought;
+
 \echo '   ingest: one INSERT ... SELECT of October''s calls (about 40 per customer)'
 \timing on
 INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s)
@@ -61,6 +68,13 @@ SELECT t AS at, p.*
 SELECT t AS at, p.*
   FROM unnest(ARRAY['2026-10-14 11:59+00', '2026-10-14 12:00+00']::timestamptz[]) t,
 	   LATERAL overage.pool_status('C-0011', 'PSTN-DOM', t) p;
+
+\echo '   Northwind right after its purchase: the 240 minutes it bought are all there.'
+\echo '   Its calls before the purchase are overage (unassigned: nobody held it yet)'
+\echo '   and never use up the allowance bought later (1.2; 1.1 subtracted them and showed 11.2 remaining)'
+SELECT t AS at, p.*
+  FROM unnest(ARRAY['2026-10-04 07:59+00', '2026-10-04 08:00+00']::timestamptz[]) t,
+	   LATERAL overage.pool_status('C-NORTHWIND', 'PSTN-DOM', t) p;
 
 \echo '== Preview, then close October'
 SELECT coalesce(partner_id, '(unassigned)') AS partner, count(*) AS lines,
