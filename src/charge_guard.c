@@ -11,7 +11,8 @@
  *	  BEFORE TRUNCATE: refused (lines of closed months would go).
  *
  * close_month inserts its lines before it marks the month closed, so its
- * own inserts pass; once the month is closed nothing passes.
+ * own inserts pass; once the month is closed nothing passes but pg_dump's
+ * reload of the lines (restore.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -26,6 +27,7 @@
 #include "utils/tuplestore.h"
 
 #include "overage.h"
+#include "restore.h"
 #include "month.h"
 #include "spi_util.h"
 
@@ -103,6 +105,9 @@ charge_guard(PG_FUNCTION_ARGS)
 
 		if (store == NULL)
 			elog(ERROR, "charge_guard: no transition table");
+		/* pg_dump's reload of the lines of closed months (restore.c) */
+		if (overage_restoring(trigdata->tg_relation))
+			return PointerGetDatum(NULL);
 		slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 		tuplestore_rescan(store);
 		/* lines come month by month: check each new month once */

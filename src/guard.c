@@ -10,7 +10,8 @@
  * history disagree with what happened, so history_guard refuses it.  The
  * extension's own writes go through overage_history_exec(), which opens a
  * window (a backend-local depth counter) that is always closed again, on
- * error too.
+ * error too.  pg_dump's reload of these rows is the other writer allowed
+ * (restore.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -21,6 +22,7 @@
 #include "utils/rel.h"
 
 #include "overage.h"
+#include "restore.h"
 #include "guard.h"
 #include "spi_util.h"
 
@@ -90,7 +92,13 @@ history_guard(PG_FUNCTION_ARGS)
 	if (!TRIGGER_FIRED_FOR_ROW(event))
 		elog(ERROR, "history_guard: unsupported trigger event");
 
-	if (history_write_depth == 0)
+	/*
+	 * The extension's own write, or pg_dump's reload of the rows it wrote
+	 * (restore.c): COPY only inserts.
+	 */
+	if (history_write_depth == 0 &&
+		!(TRIGGER_FIRED_BY_INSERT(event) &&
+		  overage_restoring(trigdata->tg_relation)))
 		ereport(ERROR,
 				(errcode(ERRCODE_OVERAGE_HISTORY_READONLY),
 				 errmsg("table \"overage.%s\" is written only by the overage extension", relname),
