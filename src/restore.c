@@ -28,8 +28,11 @@
  *		false"; applications never turn it off);
  *	  - row_security is off (pg_dump: "SET row_security = off", unless
  *		--enable-row-security);
- *	  - the current user is a superuser (only a superuser restores a
- *		database whose history tables are written by the extension).
+ *	  - the role the session acts as is a superuser (only a superuser
+ *		restores a database whose history tables are written by the
+ *		extension).  That is GetOuterUserId(), SET ROLE included, not the
+ *		current user: the usage trigger is SECURITY DEFINER and runs as
+ *		the extension's owner whoever loads calls.
  *
  * A superuser can bypass every trigger anyway (session_replication_role,
  * ALTER TABLE ... DISABLE TRIGGER), so this guards against accidents, not
@@ -73,7 +76,7 @@ overage_restoring(Relation rel)
 		return false;
 	if (check_function_bodies || row_security)
 		return false;
-	if (!superuser())
+	if (!superuser_arg(GetOuterUserId()))
 		return false;
 
 	stmt = GetCurrentStatementStartTimestamp();
@@ -85,7 +88,8 @@ overage_restoring(Relation rel)
 				(errmsg("overage: COPY into \"%s.%s\" is taken as a restore: its rows are loaded as they are",
 						get_namespace_name(RelationGetNamespace(rel)),
 						RelationGetRelationName(rel)),
-				 errdetail("The statement is a COPY by a superuser with check_function_bodies and row_security off, as pg_dump writes it."),
+				 errdetail("The statement is a COPY by superuser \"%s\" with check_function_bodies and row_security off, as pg_dump writes it.",
+						   GetUserNameFromId(GetOuterUserId(), false)),
 				 errhint("Run SELECT * FROM overage.verify() after the restore.")));
 	}
 	return true;
