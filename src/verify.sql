@@ -26,7 +26,7 @@ AS $$
 		   coalesce(pg_catalog.cardinality($4), 0) OPERATOR(pg_catalog.=) 0,
 		   CASE WHEN coalesce(pg_catalog.cardinality($4), 0) OPERATOR(pg_catalog.=) 0
 				THEN pg_catalog.format('%s %s checked', $2, $3)
-				ELSE pg_catalog.format('%s of %s %s wrong: %s%s',
+				ELSE pg_catalog.format('%s wrong, %s %s checked: %s%s',
 									   pg_catalog.cardinality($4), $2, $3,
 									   pg_catalog.array_to_string($4[1:5], '; '),
 									   CASE WHEN pg_catalog.cardinality($4) OPERATOR(pg_catalog.>) 5
@@ -288,7 +288,7 @@ BEGIN
 	 * subscription held the overage of its (customer, service) during
 	 * the month.  (It does not re-rate the month: preview_month does.)
 	 */
-	SELECT count(*) INTO n FROM @extschema@.billing_month b WHERE b.closed_at IS NOT NULL;
+	SELECT count(*) INTO n FROM @extschema@.charge;
 	SELECT array_agg(k ORDER BY k) INTO bad FROM (
 		SELECT pg_catalog.to_char(coalesce(b.month, c.month), 'YYYY-MM') ||
 			   CASE WHEN b.closed_at IS NULL THEN ' (' || c.lines || ' lines in a month that is not closed)'
@@ -326,7 +326,7 @@ BEGIN
 											ch.unit_price) AS dup
 				  FROM @extschema@.charge ch) d
 		 WHERE d.dup > 1) x;
-	RETURN QUERY SELECT * FROM @extschema@._verify_result('charge_lines', n, 'closed months', bad);
+	RETURN QUERY SELECT * FROM @extschema@._verify_result('charge_lines', n, 'charge lines', bad);
 
 	/*
 	 * sequences: the identity sequences are ahead of the rows (a restore
