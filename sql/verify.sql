@@ -41,9 +41,17 @@ SELECT * FROM overage.verify();
 -- The checks below run as a superuser with the triggers off, each in a
 -- transaction that is rolled back: only the one fact is broken.
 CREATE FUNCTION t.failed() RETURNS TABLE (check_name text, detail text)
-	LANGUAGE sql AS $$
-	SELECT v.check_name, regexp_replace(v.detail, '[0-9a-f]{8}-[0-9a-f-]{27}', '<uuid>', 'g')
-	  FROM overage.verify() v WHERE NOT v.ok $$;
+	LANGUAGE plpgsql AS $$
+DECLARE m text[];
+BEGIN
+	FOR check_name, detail IN SELECT v.check_name, v.detail FROM overage.verify() v WHERE NOT v.ok LOOP
+		-- subscription ids shown by name (t.nm)
+		FOR m IN SELECT regexp_matches(detail, '[0-9a-f]{8}-[0-9a-f-]{27}', 'g') LOOP
+			detail := replace(detail, m[1], t.nm(m[1]::uuid));
+		END LOOP;
+		RETURN NEXT;
+	END LOOP;
+END $$;
 
 -- holder_open_period: the holder row no longer equals its open period
 BEGIN;
@@ -92,11 +100,15 @@ UPDATE overage.assignment_log SET to_partner_id = 'C', to_subscription_id = t.id
 SELECT * FROM t.failed();
 ROLLBACK;
 
--- license_quantity: the quantity of a licence changed without its history,
+-- license_quantity: the quantity of a licence changed without its history;
 -- and a licence whose history lost its first period
 BEGIN;
 SET LOCAL session_replication_role = replica;
 UPDATE overage.subscription SET quantity = 99 WHERE subscription_id = t.id('B.e5');
+SELECT * FROM t.failed();
+ROLLBACK;
+BEGIN;
+SET LOCAL session_replication_role = replica;
 DELETE FROM overage.license_quantity
  WHERE subscription_id = t.id('A.e5') AND valid_from = '2026-10-01 09:00+00';
 SELECT * FROM t.failed();
