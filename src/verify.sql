@@ -1,7 +1,7 @@
-/* src/verify.sql */
-
-/*
- * overage.verify(): the DBA's consistency check of everything the triggers
+/*-------------------------------------------------------------------------
+ *
+ * src/verify.sql
+ *	  overage.verify(): the DBA's consistency check of everything the triggers
  * maintain.  It reads, reports one row per check, and never repairs.
  *
  * Run it after a restore (pg_dump's reload of the tables is taken as it is,
@@ -11,8 +11,10 @@
  * detail of a failed check gives the count and the first five offending
  * keys (in key order), the detail of a passed one what was checked.
  *
- * Re-runnable: CREATE OR REPLACE, COMMENT ON, REVOKE/GRANT only.
+ *-------------------------------------------------------------------------
  */
+
+-- DEFINITIONS: re-runnable, replayed by every upgrade script (see Makefile)
 
 CREATE OR REPLACE FUNCTION @extschema@._verify_result(check_name text,
 													  checked bigint,
@@ -353,9 +355,3 @@ $$;
 
 COMMENT ON FUNCTION @extschema@.verify() IS
 'Operator only. The consistency of everything the triggers maintain, one row per check (holder_open_period, holder_period_overlap, holder_period_gap, assignment_log, holder_eligible, license_quantity, usage_month, charge_lines, sequences); detail names the count and the first offending keys. Reports, never repairs. Run it after a restore or after writes with the triggers off';
-
-REVOKE ALL ON FUNCTION @extschema@._verify_result(text, bigint, text, text[]) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._verify_at(timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.verify() FROM PUBLIC;
--- verify() authorizes its caller (operator only, 42501 for others)
-GRANT EXECUTE ON FUNCTION @extschema@.verify() TO PUBLIC;

@@ -102,7 +102,11 @@ INSERT INTO fuzz.call VALUES
 	('overage._month_lines', ARRAY[$$'2026-02-01'$$], ARRAY['date']),
 	('overage._rate_month', ARRAY[$$'2026-02-01'$$], ARRAY['date']),
 	('overage.reconciliation', ARRAY[$$'P1'$$, $$'2026-01-01'$$], ARRAY['text', 'date']),
-	('overage.close_month', ARRAY[$$'2026-01-01'$$], ARRAY['date']);
+	('overage.close_month', ARRAY[$$'2026-01-01'$$], ARRAY['date']),
+	('overage.verify', ARRAY[]::text[], ARRAY[]::text[]),
+	('overage._verify_at', ARRAY[$$'2026-02-06'$$], ARRAY['timestamptz']),
+	('overage._verify_result', ARRAY[$$'check'$$, '3', $$'rows'$$, $$'{a,b}'::text[]$$],
+		ARRAY['text', 'integer', 'text', 'text[]']);
 
 -- the list above is checked against the catalog: every function of the
 -- extension that is not a trigger function is called

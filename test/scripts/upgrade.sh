@@ -98,6 +98,12 @@ for step in 1.1 "$default"; do
 		fail "rows changed by the update to $step (diff above)"
 	fi
 	echo "   every row of $(grep -c '^###' "$WORK/before.rows") tables and sequences is unchanged"
+	# verify() came with 1.2: from then on the upgraded data must pass it
+	if psql -At -d "$OLD" -c "SELECT to_regprocedure('overage.verify()') IS NOT NULL" | grep -q t; then
+		bad=$(psql -At -d "$OLD" -c "SELECT check_name || ': ' || detail FROM overage.verify() WHERE NOT ok")
+		[ -z "$bad" ] || fail "verify() after the update to $step: $bad"
+		echo "   overage.verify(): $(psql -At -d "$OLD" -c "SELECT count(*) FROM overage.verify()") checks pass"
+	fi
 done
 
 echo "== the upgraded extension is the same as a fresh install"
