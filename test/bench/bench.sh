@@ -27,7 +27,8 @@ i_plain+=("$(ms "INSERT INTO bench.plain_usage (customer_id, service_id, user_id
 plain=$(best "${i_plain[@]}"); usage=$(best "${i_usage[@]}")
 psql -c "VACUUM ANALYZE overage.usage" -c "VACUUM ANALYZE bench.plain_usage" -c "CHECKPOINT"
 
-# close: preview_month vs the floor, and vs the plain-SQL formulation
+# close: preview_month vs the floor, and vs the plain-SQL peer (1.2 rule,
+# bench.sql_month in peers.sql), each best of 3, interleaved
 floor_sql="SELECT count(*) FROM (SELECT customer_id, service_id, sum(duration_s) FROM overage.usage WHERE started_at >= '$MONTH 00:00Z' AND started_at < '$MONTH 00:00Z'::timestamptz + interval '1 month' GROUP BY 1, 2) s"
 preview_sql="SELECT count(*) FROM overage.preview_month('$MONTH')"
 sql_sql="SELECT count(*) FROM bench.sql_month('$MONTH')"
@@ -35,12 +36,25 @@ t_floor=(); t_preview=(); t_sql=()
 for round in 1 2 3; do
 	t_floor+=("$(ms "$floor_sql")")
 	t_preview+=("$(ms "$preview_sql")")
+	t_sql+=("$(ms "$sql_sql")")
 done
-t_sql+=("$(ms "$sql_sql")")
 floor=$(best "${t_floor[@]}"); preview=$(best "${t_preview[@]}"); sqlf=$(best "${t_sql[@]}")
 
-# the two agree line for line
-diff=$(psql -c "SELECT count(*) FROM ((SELECT partner_id, customer_id, service_id, subscription_id, overage_seconds FROM overage.preview_month('$MONTH') EXCEPT ALL SELECT * FROM bench.sql_month('$MONTH')) UNION ALL (SELECT * FROM bench.sql_month('$MONTH') EXCEPT ALL SELECT partner_id, customer_id, service_id, subscription_id, overage_seconds FROM overage.preview_month('$MONTH'))) d")
+# the two agree line for line, every column of a line
+cols="month, partner_id, customer_id, service_id, subscription_id, overage_seconds, quantity, unit_price, amount, currency"
+differ() { psql -c "SELECT count(*) FROM ((SELECT $cols FROM $1 EXCEPT ALL SELECT $cols FROM $2) UNION ALL (SELECT $cols FROM $2 EXCEPT ALL SELECT $cols FROM $1)) d"; }
+diff=$(differ "overage.preview_month('$MONTH')" "bench.sql_month('$MONTH')")
+
+# BENCH_CANDIDATES=1: the other formulations of peers.sql, once each, and
+# their differing lines against the peer (ref_month, the slow per-call
+# reference loop, takes some 20 s per million calls)
+cand=()
+if [ "${BENCH_CANDIDATES:-0}" = 1 ]; then
+	for c in "bench.seg_month('$MONTH', 'recursive')" "bench.win_month('$MONTH')" "bench.loop_month('$MONTH')" "bench.ref_month('$MONTH')"; do
+		t=$(ms "SELECT count(*) FROM $c")
+		cand+=("$c ${t} ms, differing lines vs the peer: $(differ "$c" "bench.sql_month('$MONTH')")")
+	done
+fi
 lines=$(psql -c "$preview_sql")
 groups=$(psql -c "SELECT count(*) FROM overage.usage_month WHERE month = '$MONTH'")
 over_groups=$(psql -c "SELECT count(DISTINCT (customer_id, service_id)) FROM overage.preview_month('$MONTH')")
@@ -71,7 +85,7 @@ echo
 echo "== results ($N calls, $CUSTOMERS customers, $groups (customer, service) groups, $over_groups with overage, $lines lines)"
 echo "ingest   overage.usage ${usage} ms = $(echo "$N * 1000 / $usage" | bc) rows/s;  plain table ${plain} ms = $(echo "$N * 1000 / $plain" | bc) rows/s;  ratio usage/plain throughput $(ratio "$plain" "$usage") (target >= 0.6)"
 echo "close    preview_month ${preview} ms;  floor (sum group by) ${floor} ms;  ratio $(ratio "$preview" "$floor") x floor (target <= 2)"
-echo "sql      plain-SQL window formulation ${sqlf} ms;  extension is $(ratio "$sqlf" "$preview") x faster (target >= 10);  differing lines: $diff"
+echo "sql      plain-SQL peer (1.2 rule: segment sums, closed-form fold) ${sqlf} ms;  extension is $(ratio "$sqlf" "$preview") x faster (target >= 10);  differing lines: $diff"
 echo "memory   idle backend: $(private "$m_idle")"
 echo "         floor query:  $(private "$m_floor")"
 echo "         ordered scan: $(private "$m_scan") (the close's read, in plain SQL)"
@@ -79,6 +93,7 @@ echo "         preview:      $(private "$m_preview")"
 echo "         close_month:  $(private "$m_close"); close_month took ${t_close} ms incl. connection"
 echo "batches  100 x 1000 calls: overage.usage ${b_usage} ms, plain ${b_plain} ms, ratio usage/plain throughput $(ratio "$b_plain" "$b_usage")"
 echo "raw      ingest plain ${i_plain[*]} / usage ${i_usage[*]}; floor ${t_floor[*]}; preview ${t_preview[*]}; sql ${t_sql[*]}"
+for c in "${cand[@]}"; do echo "cand     $c"; done
 if [ "$diff" != "0" ]; then
 	echo "FAILED: preview_month and the plain-SQL formulation disagree on $diff lines" >&2
 	exit 1

@@ -31,6 +31,9 @@ INSERT INTO overage.customer SELECT format('C%s', lpad(c::text, 5, '0')), format
 --              on 10-10 and the second takes the overage on 10-20
 --   c % 7 = 0: the first raises its quantity by 1 on 10-15
 --   c % 13 = 0: partner c % 10 buys 1 E3 (no overage tag) on 10-05
+--   c % 11 = 0: partner c % 10 buys 1 more E5 on 10-08 and cancels it on
+--               10-25 (the pool grows, then shrinks below what many of
+--               these customers have already used)
 DO $$
 DECLARE
 	c int;
@@ -38,6 +41,7 @@ DECLARE
 	pa text;
 	pb text;
 	lic uuid;
+	extra uuid;
 	ob uuid;
 	n int := (SELECT count(*) FROM overage.customer);
 BEGIN
@@ -52,8 +56,14 @@ BEGIN
 		IF c % 13 = 0 THEN
 			PERFORM overage.purchase(pa, cust, 'E3', '1', 1, '2026-10-05 00:00Z');
 		END IF;
+		IF c % 11 = 0 THEN
+			extra := overage.purchase(pa, cust, 'E5', '1', 1, '2026-10-08 00:00Z');
+		END IF;
 		IF c % 7 = 0 THEN
 			PERFORM overage.set_quantity(lic, 2 + c % 3, '2026-10-15 00:00Z');
+		END IF;
+		IF c % 11 = 0 THEN
+			PERFORM overage.cancel(extra, '2026-10-25 00:00Z');
 		END IF;
 		IF c % 5 = 0 THEN
 			PERFORM overage.release_overage(pa, cust, 'CALL', '2026-10-10 00:00Z');
@@ -105,66 +115,7 @@ CREATE INDEX ON bench.plain_usage
 	((date_trunc('month', started_at AT TIME ZONE 'UTC')), customer_id,
 	 service_id, started_at, usage_id) INCLUDE (duration_s);
 
--- The same lines by the best plain SQL I could write: one ordered pass of
--- window functions over pool events, holder changes and calls merged per
--- (customer, service) -- pool = running sum of licence deltas, used_before
--- = running sum of seconds, holder = the last holder change before the call
--- (count of changes as a group number, then first_value in the group).
--- At one instant: pool deltas, then holder ends, then holder starts, then
--- calls (a change takes effect at exactly its instant).
-CREATE FUNCTION bench.sql_month(m date)
-RETURNS TABLE(partner_id text, customer_id text, service_id text,
-			  subscription_id uuid, overage_seconds bigint)
-LANGUAGE sql STABLE AS $$
-WITH b AS (
-	SELECT m::timestamp AT TIME ZONE 'UTC' AS lo,
-		   (m + interval '1 month')::timestamp AT TIME ZONE 'UTC' AS hi
-), lic AS (
-	SELECT s.customer_id, ss.service_id, lq.valid_from, lq.valid_to,
-		   lq.quantity::bigint * ss.minutes_per_license * 60 AS secs
-	  FROM overage.license_quantity lq
-	  JOIN overage.subscription s ON s.subscription_id = lq.subscription_id
-	  JOIN overage.sku_service ss ON ss.product_id = s.product_id AND ss.sku_id = s.sku_id, b
-	 WHERE s.kind = 'license' AND ss.minutes_per_license > 0
-	   AND lq.valid_from < b.hi AND (lq.valid_to IS NULL OR lq.valid_to > b.lo)
-), hol AS (
-	SELECT hp.* FROM overage.holder_period hp, b
-	 WHERE hp.valid_from < b.hi AND (hp.valid_to IS NULL OR hp.valid_to > b.lo)
-	   AND (hp.valid_to IS NULL OR hp.valid_to > hp.valid_from)
-), ev AS (
-	SELECT customer_id, service_id, valid_from AS at, 0 AS kind, 0::bigint AS id,
-		   secs AS delta, NULL::uuid AS sub, 0 AS dur FROM lic
-	UNION ALL
-	SELECT customer_id, service_id, valid_to, 0, 0, -secs, NULL, 0 FROM lic
-	 WHERE valid_to IS NOT NULL
-	UNION ALL
-	SELECT customer_id, service_id, valid_to, 1, 0, 0, NULL, 0 FROM hol
-	 WHERE valid_to IS NOT NULL
-	UNION ALL
-	SELECT customer_id, service_id, valid_from, 2, 0, 0, subscription_id, 0 FROM hol
-	UNION ALL
-	SELECT u.customer_id, u.service_id, u.started_at, 3, u.usage_id, 0, NULL, u.duration_s
-	  FROM overage.usage u, b
-	 WHERE u.started_at >= b.lo AND u.started_at < b.hi
-), w AS (
-	SELECT ev.*,
-		   sum(delta) OVER o AS pool,
-		   sum(dur) OVER o - dur AS used_before,
-		   count(*) FILTER (WHERE kind IN (1, 2)) OVER o AS hgrp
-	  FROM ev
-	WINDOW o AS (PARTITION BY customer_id, service_id ORDER BY at, kind, id
-				 ROWS UNBOUNDED PRECEDING)
-), w2 AS (
-	SELECT w.*, first_value(sub) OVER (PARTITION BY customer_id, service_id, hgrp
-									   ORDER BY at, kind, id) AS holder
-	  FROM w
-), rated AS (
-	SELECT customer_id, service_id, holder,
-		   dur - least(greatest(pool - used_before, 0), dur) AS over
-	  FROM w2 WHERE kind = 3
-)
-SELECT s.partner_id, r.customer_id, r.service_id, r.holder, sum(r.over)::bigint
-  FROM rated r LEFT JOIN overage.subscription s ON s.subscription_id = r.holder
- GROUP BY 1, 2, 3, 4
-HAVING sum(r.over) > 0
-$$;
+-- The same lines without the extension's code (1.2 rule): the peer
+-- bench.sql_month, the reference loop bench.ref_month and the other
+-- candidates measured against them; see peers.sql.
+\ir peers.sql
