@@ -18,5 +18,10 @@ exec 9>/tmp/overage-tests.lock
 flock 9
 make -s PG_CONFIG="$PG_CONFIG" >/dev/null
 make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
-chmod -R a+rX test/bench
-pg_virtualenv -v 15 bash test/bench/bench.sh "${1:-1000000}"
+# the cluster's user reads the scripts from a copy: the checkout's modes
+# stay as they are
+BENCH=$(mktemp -d /tmp/overage-bench.XXXXXX)
+trap 'rm -rf "$BENCH"' EXIT
+cp -R test/bench/. "$BENCH"
+chmod -R a+rX "$BENCH"
+pg_virtualenv -v 15 bash "$BENCH/bench.sh" "${1:-1000000}"
