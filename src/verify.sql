@@ -86,7 +86,8 @@ BEGIN
 		 WHERE h.customer_id IS NULL OR o.customer_id IS NULL OR o.n > 1
 			OR o.valid_from <> h.since
 			OR o.partner_id IS DISTINCT FROM h.partner_id
-			OR o.subscription_id IS DISTINCT FROM h.subscription_id) x;
+			OR o.subscription_id IS DISTINCT FROM h.subscription_id
+			OR o.reseller_id IS DISTINCT FROM h.reseller_id) x;
 	RETURN QUERY SELECT * FROM @extschema@._verify_result('holder_open_period', n, 'holders', bad);
 
 	/*
@@ -317,6 +318,7 @@ BEGIN
 								   AND p.service_id = ch.service_id
 								   AND p.partner_id = ch.partner_id
 								   AND p.subscription_id = ch.subscription_id
+								   AND p.reseller_id IS NOT DISTINCT FROM ch.reseller_id
 								   AND p.valid_from < (ch.month + interval '1 month') AT TIME ZONE 'UTC'
 								   AND (p.valid_to IS NULL
 										OR p.valid_to > ch.month::timestamp AT TIME ZONE 'UTC')))
@@ -324,8 +326,8 @@ BEGIN
 		SELECT DISTINCT pg_catalog.to_char(d.month, 'YYYY-MM') || ' ' || d.customer_id || '/' ||
 			   d.service_id || ' ' || coalesce(d.partner_id, 'unassigned') || ' (more than one line)'
 		  FROM (SELECT ch.*, count(*) OVER (PARTITION BY ch.month, ch.subscription_id,
-											ch.customer_id, ch.service_id,
-											ch.unit_price) AS dup
+											ch.reseller_id, ch.customer_id,
+											ch.service_id, ch.unit_price) AS dup
 				  FROM @extschema@.charge ch) d
 		 WHERE d.dup > 1) x;
 	RETURN QUERY SELECT * FROM @extschema@._verify_result('charge_lines', n, 'charge lines', bad);
