@@ -47,20 +47,59 @@ SELECT * FROM overage.reconciliation('P1', '2025-01-01');
 
 SELECT overage.close_month('2026-10-01');	-- 5 lines (4 for P1, 1 unassigned)
 
--- P1's file: 4 lines; subscription ids are random, shown as a flag
+-- P1's file: 4 lines; subscription ids are random, shown as flags.  As in
+-- Partner Center's daily rated usage file, SubscriptionId is the Azure plan
+-- and EntitlementId the subscription that held the overage (here P1's
+-- overage subscription).  ChargeType is "new", as in Partner Center's
+-- samples; Tier2MpnId is empty: P1 is a direct partner.
 SELECT "PartnerId", "PartnerName", "CustomerId", "CustomerName", "CustomerCountry",
+	   "Tier2MpnId",
 	   "SubscriptionId" = (SELECT subscription_id FROM overage.subscription s
 						   WHERE s.partner_id = 'P1' AND s.customer_id = r."CustomerId"
-							 AND s.kind = 'overage') AS "SubscriptionId is P1's overage",
-	   "SubscriptionDescription", "ChargeStartDate", "ChargeEndDate", "ChargeType",
-	   "MeterCategory", "MeterName", "Unit", "UnitPrice", "Quantity",
-	   "BillingPreTaxTotal", "BillingCurrency"
+							 AND s.kind = 'azure_plan') AS "SubscriptionId is P1's plan",
+	   "SubscriptionDescription",
+	   "EntitlementId" = (SELECT subscription_id FROM overage.subscription s
+						  WHERE s.partner_id = 'P1' AND s.customer_id = r."CustomerId"
+							AND s.kind = 'overage') AS "EntitlementId is P1's overage",
+	   "EntitlementDescription", "ChargeStartDate", "ChargeEndDate", "ChargeType",
+	   "MeterType", "MeterCategory", "MeterId", "MeterName", "Unit", "UnitType",
+	   "UnitPrice", "EffectiveUnitPrice", "Quantity",
+	   "BillingPreTaxTotal", "BillingCurrency", "PricingPreTaxTotal", "PricingCurrency",
+	   "PCToBCExchangeRate", "PartnerEarnedCreditPercentage", "CreditPercentage"
   FROM overage.reconciliation('P1', '2026-10-18') r;
 
--- the columns, in file order
-SELECT string_agg(quote_ident(n), ', ' ORDER BY i)
+-- every other column is empty (NULL) on every line
+SELECT count(*) AS lines_with_unknown_values
+  FROM overage.reconciliation('P1', '2026-10-01') r
+ WHERE num_nonnulls("CustomerDomainName", "MpnId", "Tier2MpnId", "InvoiceNumber",
+					"ProductId", "SkuId", "AvailabilityId", "SkuName", "ProductName",
+					"PublisherName", "PublisherId", "UsageDate", "MeterSubCategory",
+					"MeterRegion", "ResourceLocation", "ConsumedService",
+					"ResourceGroup", "ResourceURI", "ServiceInfo1", "ServiceInfo2",
+					"Tags", "AdditionalInfo", "PCToBCExchangeRateDate", "CreditType",
+					"BenefitOrderId", "BenefitId", "BenefitType") > 0;
+
+-- the columns, in file order: exactly the header of Partner Center's daily
+-- rated usage reconciliation file (SPEC 1.2 lists it)
+SELECT string_agg(n, ',' ORDER BY i) =
+	   'PartnerId,PartnerName,CustomerId,CustomerName,CustomerDomainName,'
+	   'CustomerCountry,MpnId,Tier2MpnId,InvoiceNumber,ProductId,SkuId,'
+	   'AvailabilityId,SkuName,ProductName,PublisherName,PublisherId,'
+	   'SubscriptionDescription,SubscriptionId,ChargeStartDate,ChargeEndDate,'
+	   'UsageDate,MeterType,MeterCategory,MeterId,MeterSubCategory,MeterName,'
+	   'MeterRegion,Unit,ResourceLocation,ConsumedService,ResourceGroup,'
+	   'ResourceURI,ChargeType,UnitPrice,Quantity,UnitType,BillingPreTaxTotal,'
+	   'BillingCurrency,PricingPreTaxTotal,PricingCurrency,ServiceInfo1,'
+	   'ServiceInfo2,Tags,AdditionalInfo,EffectiveUnitPrice,PCToBCExchangeRate,'
+	   'PCToBCExchangeRateDate,EntitlementId,EntitlementDescription,'
+	   'PartnerEarnedCreditPercentage,CreditPercentage,CreditType,'
+	   'BenefitOrderId,BenefitId,BenefitType' AS "columns are Partner Center's header"
   FROM pg_proc p, unnest(p.proargnames, p.proargmodes) WITH ORDINALITY AS u(n, mode, i)
  WHERE p.oid = 'overage.reconciliation(text, date)'::regprocedure AND u.mode = 't';
+
+-- the header line of the file \copy writes (no rows selected: only the
+-- header); the expected output is Partner Center's header, copied from SPEC
+\copy (SELECT * FROM overage.reconciliation('P1', '2026-10-01') WHERE false) TO STDOUT WITH (FORMAT csv, HEADER)
 
 -- as a file (the random subscription id left out)
 \copy (SELECT "PartnerId", "CustomerId", "MeterName", "Quantity", "BillingPreTaxTotal", "BillingCurrency" FROM overage.reconciliation('P1', '2026-10-01')) TO STDOUT WITH (FORMAT csv, HEADER)

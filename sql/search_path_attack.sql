@@ -127,6 +127,32 @@ SELECT overage.cancel(subscription_id)
   FROM overage.subscription
  WHERE kind OPERATOR(pg_catalog.=) 'license' AND partner_id OPERATOR(pg_catalog.=) 'P2';
 SELECT count(*) AS holders FROM overage.get_overage('C1');
+-- 1.2: the overage resource, the reseller and the three-party transfer
+SELECT overage.put_overage_resource('P1', 'C1',
+	jsonb_build_object('type', 'voice', 'overageEnabled', true, 'partnerId', 'P2',
+		'azureEntitlementId', (SELECT subscription_id FROM overage.subscription
+								WHERE partner_id OPERATOR(pg_catalog.=) 'P1'
+								  AND kind OPERATOR(pg_catalog.=) 'overage')))
+	-> 'overageEnabled' AS enabled;
+SELECT overage.get_overage_resource('C1') -> 'totalCount' AS items;
+SELECT overage.purchase('P2', 'C1', 'E5', '0001', 5) IS NOT NULL AS bought_again;
+SELECT overage.request_transfer('P2', 'C1', 'voice',
+	(SELECT subscription_id FROM overage.subscription
+	  WHERE partner_id OPERATOR(pg_catalog.=) 'P2'
+		AND kind OPERATOR(pg_catalog.=) 'overage')) AS tr \gset
+SELECT overage.consent_transfer(:'tr', 'holder') AS after_holder,
+	   overage.consent_transfer(:'tr', 'customer') AS after_customer;
+SELECT overage.request_transfer('P1', 'C1', 'voice',
+	(SELECT subscription_id FROM overage.subscription
+	  WHERE partner_id OPERATOR(pg_catalog.=) 'P1'
+		AND kind OPERATOR(pg_catalog.=) 'overage')) AS tr \gset
+SELECT overage.decline_transfer(:'tr', 'customer');
+SELECT overage.request_transfer('P1', 'C1', 'voice',
+	(SELECT subscription_id FROM overage.subscription
+	  WHERE partner_id OPERATOR(pg_catalog.=) 'P1'
+		AND kind OPERATOR(pg_catalog.=) 'overage')) AS tr \gset
+SELECT overage.withdraw_transfer(:'tr');
+SELECT status, count(*) FROM overage.transfer GROUP BY status ORDER BY status;
 SELECT overage.remove_agent('regress_overage_attacker');
 SELECT overage.add_agent('regress_overage_attacker', 'P1', 'sales_agent');
 -- metering: ingest (the C trigger), preview, close, the reconciliation file

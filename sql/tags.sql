@@ -24,7 +24,15 @@ SELECT t AS tags, overage.tags_include_overage(t) AS include_overage
 		(''),								-- empty value: false
 		(' ; , '),							-- only separators: false
 		('IncludeÖverage'),					-- multibyte lookalike: false
-		('Ünïcödé;IncludeOverage;日本')		-- multibyte neighbours: true
+		('Ünïcödé;IncludeOverage;日本'),		-- multibyte neighbours: true
+		-- the second spelling Partner Center's documents use (1.2)
+		('IncludesOverage'),				-- true
+		('Telco; includesoverage '),		-- any case, spaces: true
+		('INCLUDESOVERAGE,Telco'),			-- true
+		('IncludesOverages'),				-- another tag: false
+		('IncludessOverage'),				-- another tag: false
+		('Includes Overage'),				-- inner space: false
+		('IncludesOverag')					-- prefix: false
 	   ) AS v(t);
 
 -- STRICT: NULL in, NULL out (the sku column turns that into false)
@@ -55,6 +63,17 @@ SELECT product_id, title, tags, includes_overage FROM overage.sku ORDER BY produ
 INSERT INTO overage.sku (product_id, sku_id, title, tags, includes_overage)
 	VALUES ('X', '1', 'forged', 'Telco', true);
 UPDATE overage.sku SET includes_overage = true WHERE product_id = 'CFQ7TTC0LF8R';
+
+-- the second spelling marks an overage SKU as well
+INSERT INTO overage.sku (product_id, sku_id, title, tags) VALUES
+	('CFQ7TTC0LF8S', '0001', 'Microsoft Teams Phone with Calling Plan', 'Telco;IncludesOverage');
+SELECT product_id, tags, includes_overage FROM overage.sku WHERE product_id = 'CFQ7TTC0LF8S';
+-- sku_properties: consumptionType "overage" (the property Partner Center's
+-- SDK checks) for an overage SKU, JSON null otherwise; isOverageEnabled stays
+SELECT product_id,
+	   overage.sku_properties(product_id, sku_id) -> 'consumptionType' AS "consumptionType",
+	   overage.sku_properties(product_id, sku_id) -> 'isOverageEnabled' AS "isOverageEnabled"
+  FROM overage.sku ORDER BY product_id;
 
 -- changing the tags changes the flag
 UPDATE overage.sku SET tags = 'Telco,includeoverage' WHERE product_id = 'CFQ7TTC0LF8R';

@@ -27,6 +27,12 @@ SELECT overage.assign_overage('A', 'c1', 'dom', t.id('A.az2'), '2026-10-07 00:00
 SELECT overage.release_overage('A', 'c1', 'dom', '2026-10-20 00:00+00');
 SELECT overage.assign_overage('B', 'c1', 'dom', t.id('B/c1/overage'), '2026-10-21 00:00+00');
 SELECT overage.cancel(t.id('C.basic'), '2026-10-25 00:00+00');
+-- 1.2: B takes intl over from A by transfer (both consents on 10-23), and A
+-- asks for dom back in November (pending)
+SELECT t.reg('tr.intl', overage.request_transfer('B', 'c1', 'intl', t.id('B/c1/overage'), '2026-10-22 00:00+00'));
+SELECT overage.consent_transfer(t.id('tr.intl'), 'holder', '2026-10-23 00:00+00'),
+	   overage.consent_transfer(t.id('tr.intl'), 'customer', '2026-10-23 00:00+00');
+SELECT t.reg('tr.dom', overage.request_transfer('A', 'c1', 'dom', t.id('A/c1/overage'), '2026-11-01 00:00+00'));
 INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s) VALUES
 	('c1', 'dom', 'u1', '2026-10-02 09:00+00', 86400),
 	('c1', 'dom', 'u2', '2026-10-10 09:00+00', 86400),
@@ -86,16 +92,19 @@ DELETE FROM overage.assignment_log
 SELECT * FROM t.failed();
 ROLLBACK;
 
--- holder_eligible: C (only a BASIC licence, cancelled) made the holder of
--- intl, consistently in holder, history and log (and A's intl line of the
--- closed month no longer matches the history: charge_lines says so too)
+-- holder_eligible: C (only a BASIC licence, cancelled) made the first-in
+-- holder of intl (until the transfer to B), consistently in history, log
+-- and transfer (and A's intl line of the closed month no longer matches
+-- the history: charge_lines says so too)
 BEGIN;
 SET LOCAL session_replication_role = replica;
-UPDATE overage.holder SET partner_id = 'C', subscription_id = t.id('A/c1/overage')
- WHERE customer_id = 'c1' AND service_id = 'intl';
 UPDATE overage.holder_period SET partner_id = 'C', subscription_id = t.id('A/c1/overage')
- WHERE customer_id = 'c1' AND service_id = 'intl';
+ WHERE customer_id = 'c1' AND service_id = 'intl' AND partner_id = 'A';
 UPDATE overage.assignment_log SET to_partner_id = 'C', to_subscription_id = t.id('A/c1/overage')
+ WHERE customer_id = 'c1' AND service_id = 'intl' AND to_partner_id = 'A';
+UPDATE overage.assignment_log SET from_partner_id = 'C', from_subscription_id = t.id('A/c1/overage')
+ WHERE customer_id = 'c1' AND service_id = 'intl' AND from_partner_id = 'A';
+UPDATE overage.transfer SET from_partner_id = 'C'
  WHERE customer_id = 'c1' AND service_id = 'intl';
 SELECT * FROM t.failed();
 ROLLBACK;
@@ -131,6 +140,16 @@ INSERT INTO overage.charge SELECT '2026-11-01', partner_id, customer_id, service
 	subscription_id, overage_seconds, quantity, unit_price, amount, currency
   FROM overage.charge WHERE partner_id IS NULL;
 SELECT * FROM t.failed();
+ROLLBACK;
+
+-- transfers: the completed transfer's instant moved, and the pending one's
+-- holder released to None behind its back (the superseding update skipped)
+BEGIN;
+SET LOCAL session_replication_role = replica;
+UPDATE overage.transfer SET closed_at = closed_at + interval '1 hour' WHERE status = 'completed';
+UPDATE overage.holder SET partner_id = NULL, subscription_id = NULL, since = '2026-11-02 00:00+00'
+ WHERE customer_id = 'c1' AND service_id = 'dom';
+SELECT * FROM t.failed() WHERE check_name = 'transfers';
 ROLLBACK;
 
 -- sequences: the audit log's identity sequence set back (as a restore that

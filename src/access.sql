@@ -16,18 +16,25 @@
 CREATE TABLE @extschema@.agent (
 	role_name	name PRIMARY KEY,
 	partner_id	text REFERENCES @extschema@.partner,
-	agent_role	text NOT NULL
-		CHECK (agent_role IN ('global_admin', 'admin_agent', 'sales_agent',
-							  'billing_admin', 'operator')),
+	agent_role	text NOT NULL,
 	added_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	added_by	name NOT NULL,
-	CONSTRAINT agent_partner CHECK ((agent_role = 'operator') = (partner_id IS NULL))
+	customer_id	text REFERENCES @extschema@.customer,
+	CONSTRAINT agent_role_known
+		CHECK (agent_role IN ('global_admin', 'admin_agent', 'sales_agent',
+							  'billing_admin', 'operator', 'customer_admin')),
+	CONSTRAINT agent_partner
+		CHECK ((agent_role IN ('operator', 'customer_admin')) = (partner_id IS NULL)),
+	CONSTRAINT agent_customer
+		CHECK ((agent_role = 'customer_admin') = (customer_id IS NOT NULL))
 );
 
 COMMENT ON TABLE @extschema@.agent IS
 'Database roles acting for a partner (or for the platform: agent_role operator, no partner). Managed with overage.add_agent() and overage.remove_agent(). Roles are matched by name, so the mapping survives dump and restore into a cluster whose roles have other OIDs; a renamed role loses its mapping.';
 COMMENT ON COLUMN @extschema@.agent.agent_role IS
-'global_admin | admin_agent | sales_agent | billing_admin (of partner_id) | operator (platform, partner_id NULL)';
+'global_admin | admin_agent | sales_agent | billing_admin (of partner_id) | operator (platform, partner_id NULL) | customer_admin (of customer_id, partner_id NULL; 1.2)';
+COMMENT ON COLUMN @extschema@.agent.customer_id IS
+'The customer a customer_admin acts for (1.2): it consents to or declines transfers of that customer''s overage and reads its overage and pools; NULL for every other agent role';
 COMMENT ON COLUMN @extschema@.agent.added_by IS
 'Role that added the mapping';
 
@@ -59,11 +66,16 @@ BEGIN
 	CASE action
 		WHEN 'purchase' THEN
 			RETURN agent_role IN ('global_admin', 'admin_agent', 'sales_agent');
-		WHEN 'assign', 'get_overage' THEN
+		WHEN 'assign' THEN
 			RETURN agent_role IN ('global_admin', 'admin_agent');
+		WHEN 'get_overage' THEN
+			-- a customer admin: its own customer's (_authorize_customer)
+			RETURN agent_role IN ('global_admin', 'admin_agent', 'customer_admin');
 		WHEN 'read' THEN
 			RETURN agent_role IN ('global_admin', 'admin_agent', 'sales_agent',
-								  'billing_admin');
+								  'billing_admin', 'customer_admin');
+		WHEN 'consent' THEN
+			RETURN agent_role = 'customer_admin';
 		WHEN 'billing' THEN
 			RETURN agent_role IN ('global_admin', 'billing_admin');
 		WHEN 'operate' THEN
@@ -76,7 +88,7 @@ END
 $$;
 
 COMMENT ON FUNCTION @extschema@._allowed(text, text) IS
-'Internal: the permission matrix. May an agent of this agent_role perform action (purchase, assign, get_overage, read, billing, operate)?';
+'Internal: the permission matrix. May an agent of this agent_role perform action (purchase, assign, get_overage, read, billing, consent, operate)?';
 
 CREATE OR REPLACE FUNCTION @extschema@._action_text(action text)
 RETURNS text
@@ -88,6 +100,7 @@ RETURN CASE action
 	WHEN 'get_overage' THEN 'read overage holders'
 	WHEN 'read' THEN 'read subscriptions and pools'
 	WHEN 'billing' THEN 'read charges and reconciliation files'
+	WHEN 'consent' THEN 'consent to or decline transfers'
 	WHEN 'operate' THEN 'import price lists, ingest usage, close months or manage agents'
 	ELSE action
 END;
@@ -124,6 +137,17 @@ RETURN (SELECT a.partner_id FROM @extschema@.agent a
 COMMENT ON FUNCTION @extschema@._acting_partner(text) IS
 'Internal, for row-level security policies: the caller''s partner if its agent role may perform action, else NULL';
 
+CREATE OR REPLACE FUNCTION @extschema@._acting_customer()
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+RETURN (SELECT a.customer_id FROM @extschema@.agent a
+		 WHERE a.role_name OPERATOR(pg_catalog.=) @extschema@._caller()
+		   AND a.agent_role OPERATOR(pg_catalog.=) 'customer_admin');
+
+COMMENT ON FUNCTION @extschema@._acting_customer() IS
+'Internal, for row-level security policies (1.2): the customer of the caller if it is a customer_admin, else NULL';
+
 ------------------------------------------------------------------------------
 -- The checks every API function makes
 ------------------------------------------------------------------------------
@@ -154,7 +178,7 @@ BEGIN
 	IF NOT @extschema@._allowed(action, a.agent_role) THEN
 		SELECT string_agg(r, ', ' ORDER BY o) INTO allowed
 		  FROM unnest(ARRAY['global_admin', 'admin_agent', 'sales_agent',
-							'billing_admin']) WITH ORDINALITY AS x(r, o)
+							'billing_admin', 'customer_admin']) WITH ORDINALITY AS x(r, o)
 		 WHERE @extschema@._allowed(action, r);
 		RAISE EXCEPTION 'permission denied to % as %', @extschema@._action_text(action), a.agent_role
 			USING ERRCODE = 'insufficient_privilege',
@@ -162,6 +186,16 @@ BEGIN
 								  who, a.agent_role, a.partner_id,
 								  coalesce(allowed || ' and ', '') || 'the platform operator',
 								  @extschema@._action_text(action));
+	END IF;
+
+	-- a customer admin acts for its customer only (_authorize_customer),
+	-- never for a partner
+	IF a.agent_role = 'customer_admin' THEN
+		RAISE EXCEPTION 'permission denied to act for partner "%"',
+			coalesce(_authorize.partner_id, 'NULL')
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = format('Role "%s" is a customer_admin of customer "%s" and acts for no partner.',
+								  who, a.customer_id);
 	END IF;
 
 	IF _authorize.partner_id IS DISTINCT FROM a.partner_id THEN
@@ -220,7 +254,29 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	mine	text;
+	a		@extschema@.agent;
 BEGIN
+	/*
+	 * A customer admin (1.2) reads its own customer's overage and pools:
+	 * NULL like the operator, since it sees every subscription of its
+	 * customer; only actions that read (get_overage, read) allow it.
+	 */
+	SELECT * INTO a FROM @extschema@.agent g
+	 WHERE g.role_name = @extschema@._caller() AND g.agent_role = 'customer_admin';
+	IF FOUND AND NOT @extschema@._is_operator() THEN
+		IF NOT @extschema@._allowed(action, 'customer_admin') THEN
+			PERFORM @extschema@._authorize(action, NULL);	-- raises 42501
+		END IF;
+		IF a.customer_id IS DISTINCT FROM _authorize_customer.customer_id THEN
+			RAISE EXCEPTION 'permission denied for customer "%"',
+				_authorize_customer.customer_id
+				USING ERRCODE = 'insufficient_privilege',
+					  DETAIL = format('Role "%s" is a customer_admin of customer "%s" and acts only for that customer.',
+									  a.role_name, a.customer_id);
+		END IF;
+		RETURN NULL;
+	END IF;
+
 	-- the role checks of _authorize first (operator, not an agent, agent
 	-- role not allowed), for the caller's own partner
 	mine := @extschema@._authorize(action,
@@ -245,14 +301,14 @@ END
 $$;
 
 COMMENT ON FUNCTION @extschema@._authorize_customer(text, text) IS
-'Internal: like _authorize, for a customer: the agent''s partner must have bought for it (any subscription, cancelled too); a customer of other partners only and one that does not exist give the same error';
+'Internal: like _authorize, for a customer: the agent''s partner must have bought for it (any subscription, cancelled too); a customer of other partners only and one that does not exist give the same error. A customer_admin (1.2) passes for its own customer and the reading actions it is allowed, and gets NULL as the operator does';
 
 ------------------------------------------------------------------------------
 -- Managing agents (operator only)
 ------------------------------------------------------------------------------
 
 CREATE OR REPLACE FUNCTION @extschema@.add_agent(role_name name, partner_id text,
-									  agent_role text)
+									  agent_role text, customer_id text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -264,16 +320,25 @@ BEGIN
 	PERFORM @extschema@._authorize('operate', NULL);
 
 	IF add_agent.agent_role NOT IN ('global_admin', 'admin_agent', 'sales_agent',
-									'billing_admin', 'operator') THEN
+									'billing_admin', 'operator', 'customer_admin') THEN
 		RAISE EXCEPTION 'unknown agent role "%"', add_agent.agent_role
 			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Agent roles are global_admin, admin_agent, sales_agent, billing_admin and operator.';
+				  HINT = 'Agent roles are global_admin, admin_agent, sales_agent, billing_admin, customer_admin and operator.';
 	END IF;
-	IF (add_agent.agent_role = 'operator') <> (add_agent.partner_id IS NULL) THEN
+	IF (add_agent.agent_role IN ('operator', 'customer_admin')) <> (add_agent.partner_id IS NULL) THEN
 		RAISE EXCEPTION 'agent role "%" %', add_agent.agent_role,
 			CASE WHEN add_agent.agent_role = 'operator'
 				 THEN 'acts for the platform and takes no partner'
+				 WHEN add_agent.agent_role = 'customer_admin'
+				 THEN 'acts for a customer and takes no partner'
 				 ELSE 'needs a partner' END
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF (add_agent.agent_role = 'customer_admin') <> (add_agent.customer_id IS NOT NULL) THEN
+		RAISE EXCEPTION 'agent role "%" %', add_agent.agent_role,
+			CASE WHEN add_agent.agent_role = 'customer_admin'
+				 THEN 'needs a customer'
+				 ELSE 'takes no customer' END
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
@@ -290,6 +355,9 @@ BEGIN
 	IF add_agent.partner_id IS NOT NULL THEN
 		PERFORM @extschema@._require_exists('partner', add_agent.partner_id);
 	END IF;
+	IF add_agent.customer_id IS NOT NULL THEN
+		PERFORM @extschema@._require_exists('customer', add_agent.customer_id);
+	END IF;
 	IF EXISTS (SELECT 1 FROM @extschema@.agent a
 				WHERE a.role_name = add_agent.role_name) THEN
 		RAISE EXCEPTION 'role "%" is already an agent', add_agent.role_name
@@ -297,14 +365,15 @@ BEGIN
 				  HINT = 'Remove it with overage.remove_agent() first.';
 	END IF;
 
-	INSERT INTO @extschema@.agent (role_name, partner_id, agent_role, added_by)
+	INSERT INTO @extschema@.agent (role_name, partner_id, agent_role, added_by,
+								   customer_id)
 	VALUES (add_agent.role_name, add_agent.partner_id, add_agent.agent_role,
-			@extschema@._caller());
+			@extschema@._caller(), add_agent.customer_id);
 END
 $$;
 
-COMMENT ON FUNCTION @extschema@.add_agent(name, text, text) IS
-'Operator only: lets an existing database role act for a partner as global_admin, admin_agent, sales_agent or billing_admin, or for the platform as operator (partner NULL)';
+COMMENT ON FUNCTION @extschema@.add_agent(name, text, text, text) IS
+'Operator only: lets an existing database role act for a partner as global_admin, admin_agent, sales_agent or billing_admin, for the platform as operator (partner NULL), or for a customer as customer_admin (partner NULL, customer_id given; 1.2)';
 
 CREATE OR REPLACE FUNCTION @extschema@.remove_agent(role_name name)
 RETURNS void
@@ -424,6 +493,16 @@ CREATE POLICY charge_own ON @extschema@.charge FOR SELECT
 	USING ((SELECT @extschema@._is_operator())
 		   OR partner_id = (SELECT @extschema@._acting_partner('billing')));
 
+-- transfers (1.2): the two partners (global and admin agents) and the
+-- customer (its customer admins)
+ALTER TABLE @extschema@.transfer ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS transfer_parties ON @extschema@.transfer;
+CREATE POLICY transfer_parties ON @extschema@.transfer FOR SELECT
+	USING ((SELECT @extschema@._is_operator())
+		   OR from_partner_id = (SELECT @extschema@._acting_partner('get_overage'))
+		   OR to_partner_id = (SELECT @extschema@._acting_partner('get_overage'))
+		   OR customer_id = (SELECT @extschema@._acting_customer()));
+
 ------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC, then back what each needs.  The API is
 -- every function of the schema whose name does not start with "_" and
@@ -464,7 +543,8 @@ BEGIN
 		   AND (p.proname !~ '^_'
 				-- evaluated by the row-level security policies as the
 				-- querying role
-				OR p.proname IN ('_caller', '_is_operator', '_acting_partner'))
+				OR p.proname IN ('_caller', '_is_operator', '_acting_partner',
+								 '_acting_customer'))
 		 ORDER BY 1
 	LOOP
 		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', obj);

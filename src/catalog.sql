@@ -43,7 +43,7 @@ COMMENT ON TABLE @extschema@.sku IS
 COMMENT ON COLUMN @extschema@.sku.tags IS
 'The price list''s Tags column, tags separated by ";" or ","';
 COMMENT ON COLUMN @extschema@.sku.includes_overage IS
-'Derived from tags (tag IncludeOverage); cannot be written';
+'Derived from tags (tag IncludeOverage or IncludesOverage); cannot be written';
 
 CREATE TABLE @extschema@.sku_service (
 	product_id	text NOT NULL,
@@ -66,7 +66,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.sku_service', '');
 -- DEFINITIONS: re-runnable, replayed by every upgrade script (see Makefile)
 
 COMMENT ON FUNCTION @extschema@.tags_include_overage(text) IS
-'True if a price list Tags value (tags separated by ";" or ",") holds the tag IncludeOverage, compared case-insensitively';
+'True if a price list Tags value (tags separated by ";" or ",") holds the tag IncludeOverage or IncludesOverage (both spellings Partner Center uses), compared case-insensitively';
 
 CREATE OR REPLACE FUNCTION @extschema@.sku_properties(product_id text, sku_id text)
 RETURNS jsonb
@@ -82,6 +82,8 @@ BEGIN
 			'skuId', s.sku_id,
 			'title', s.title,
 			'isOverageEnabled', s.includes_overage,
+			-- the property Partner Center's SDK checks
+			'consumptionType', CASE WHEN s.includes_overage THEN 'overage' END,
 			'services', coalesce((
 				SELECT jsonb_agg(jsonb_build_object(
 							'serviceId', ss.service_id,
@@ -105,4 +107,4 @@ END
 $$;
 
 COMMENT ON FUNCTION @extschema@.sku_properties(text, text) IS
-'Catalog SKU properties as JSON: productId, skuId, title, isOverageEnabled, services[{serviceId, minutesPerLicense}]';
+'Catalog SKU properties as JSON: productId, skuId, title, isOverageEnabled, consumptionType ("overage" for an overage SKU, null otherwise), services[{serviceId, minutesPerLicense}]';

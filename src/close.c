@@ -44,8 +44,8 @@ PG_FUNCTION_INFO_V1(rate_month);
 static void
 emit_group(ReturnSetInfo *rsinfo, RateGroup *g)
 {
-	Datum		values[5];
-	bool		nulls[5] = {false, false, false, false, false};
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
 
 	if (g == NULL || g->overage == 0)
 		return;
@@ -56,11 +56,15 @@ emit_group(ReturnSetInfo *rsinfo, RateGroup *g)
 		values[2] = CStringGetTextDatum(g->totals[i].partner);
 		values[3] = UUIDPGetDatum(&g->totals[i].subscription);
 		values[4] = Int64GetDatum(g->totals[i].seconds);
+		/* 1.0 and 1.1 declare five columns: no reseller */
+		nulls[5] = g->totals[i].reseller == NULL || rsinfo->setDesc->natts < 6;
+		values[5] = nulls[5] ? (Datum) 0 :
+			CStringGetTextDatum(g->totals[i].reseller);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	if (g->unassigned > 0)
 	{
-		nulls[2] = nulls[3] = true;
+		nulls[2] = nulls[3] = nulls[5] = true;
 		values[4] = Int64GetDatum(g->unassigned);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
@@ -140,10 +144,11 @@ rate_destroy(DestReceiver *self)
 
 /*
  * rate_month(month date) RETURNS TABLE(customer_id text, service_id text,
- *		partner_id text, subscription_id uuid, overage_seconds bigint)
+ *		partner_id text, subscription_id uuid, overage_seconds bigint,
+ *		reseller_id text)
  *
  * The overage seconds of the calendar month (UTC) that holds the date, per
- * (customer, service, holder subscription), and unassigned (partner and
+ * (customer, service, holder subscription, reseller), and unassigned (partner and
  * subscription NULL).  Only groups with overage give lines.
  */
 Datum

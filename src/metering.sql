@@ -94,17 +94,20 @@ CREATE TABLE @extschema@.charge (
 	unit_price	numeric NOT NULL,
 	amount		numeric(18,2) NOT NULL,
 	currency	text NOT NULL,
+	reseller_id	text,
 	CONSTRAINT charge_unassigned CHECK ((partner_id IS NULL) = (subscription_id IS NULL))
 );
 
 CREATE INDEX charge_month_partner ON @extschema@.charge (month, partner_id);
 
 COMMENT ON TABLE @extschema@.charge IS
-'Charge lines of closed months, written by close_month (no foreign keys: the lines are derived from rows that cannot be deleted, and a per-row check would cost the close a round trip per line): one per (overage subscription, customer, service, unit price) and one unassigned line per (customer, service, unit price) for overage while the holder was None or never assigned. Immutable once the month is closed.';
+'Charge lines of closed months, written by close_month (no foreign keys: the lines are derived from rows that cannot be deleted, and a per-row check would cost the close a round trip per line): one per (overage subscription, reseller, customer, service, unit price) and one unassigned line per (customer, service, unit price) for overage while the holder was None or never assigned. Immutable once the month is closed.';
 COMMENT ON COLUMN @extschema@.charge.partner_id IS
 'Partner billed; NULL on unassigned lines (reported, never billed)';
 COMMENT ON COLUMN @extschema@.charge.subscription_id IS
 'Subscription that held the overage when the seconds were used; NULL on unassigned lines';
+COMMENT ON COLUMN @extschema@.charge.reseller_id IS
+'The indirect reseller on whose behalf the holder held the overage (1.2; Tier2MpnId of the reconciliation file); NULL for a direct partner and on unassigned lines';
 COMMENT ON COLUMN @extschema@.charge.quantity IS
 'Minutes: overage_seconds / 60, 6 decimals';
 COMMENT ON COLUMN @extschema@.charge.amount IS
@@ -209,13 +212,13 @@ CREATE OR REPLACE TRIGGER usage_authorize
 
 CREATE OR REPLACE FUNCTION @extschema@._rate_month(month date)
 RETURNS TABLE(customer_id text, service_id text, partner_id text,
-			  subscription_id uuid, overage_seconds bigint)
+			  subscription_id uuid, overage_seconds bigint, reseller_id text)
 AS 'MODULE_PATHNAME', 'rate_month'
 LANGUAGE C STRICT
 SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION @extschema@._rate_month(date) IS
-'Internal: overage seconds of the calendar month (UTC) holding the date, per (customer, service, holder subscription) and unassigned (partner NULL), by the attribution engine';
+'Internal: overage seconds of the calendar month (UTC) holding the date, per (customer, service, holder subscription, reseller) and unassigned (partner NULL), by the attribution engine';
 
 CREATE OR REPLACE FUNCTION @extschema@._rate_status(customer_id text, service_id text,
 													at timestamptz,
@@ -240,12 +243,12 @@ AS $$
 		   round(r.overage_seconds / 60.0, 6)::numeric(18,6),
 		   sv.unit_price,
 		   round(r.overage_seconds * sv.unit_price / 60, 2)::numeric(18,2),
-		   sv.currency
+		   sv.currency, r.reseller_id
 	  FROM (SELECT date_trunc('month', _month_lines.month::timestamp)::date) AS m(m),
 		   LATERAL @extschema@._rate_month(m.m) r
 	  JOIN @extschema@.service sv ON sv.service_id OPERATOR(pg_catalog.=) r.service_id
 	 ORDER BY r.customer_id, r.service_id, r.partner_id NULLS LAST,
-			  r.subscription_id
+			  r.subscription_id, r.reseller_id NULLS FIRST
 $$;
 
 COMMENT ON FUNCTION @extschema@._month_lines(date) IS
@@ -356,12 +359,27 @@ COMMENT ON FUNCTION @extschema@.close_month(date) IS
 
 CREATE OR REPLACE FUNCTION @extschema@.reconciliation(partner_id text, month date)
 RETURNS TABLE("PartnerId" text, "PartnerName" text, "CustomerId" text,
-			  "CustomerName" text, "CustomerCountry" text,
-			  "SubscriptionId" uuid, "SubscriptionDescription" text,
-			  "ChargeStartDate" date, "ChargeEndDate" date,
-			  "ChargeType" text, "MeterCategory" text, "MeterName" text,
-			  "Unit" text, "UnitPrice" numeric, "Quantity" numeric(18,6),
-			  "BillingPreTaxTotal" numeric(18,2), "BillingCurrency" text)
+			  "CustomerName" text, "CustomerDomainName" text,
+			  "CustomerCountry" text, "MpnId" text, "Tier2MpnId" text,
+			  "InvoiceNumber" text, "ProductId" text, "SkuId" text,
+			  "AvailabilityId" text, "SkuName" text, "ProductName" text,
+			  "PublisherName" text, "PublisherId" text,
+			  "SubscriptionDescription" text, "SubscriptionId" uuid,
+			  "ChargeStartDate" date, "ChargeEndDate" date, "UsageDate" date,
+			  "MeterType" text, "MeterCategory" text, "MeterId" text,
+			  "MeterSubCategory" text, "MeterName" text, "MeterRegion" text,
+			  "Unit" text, "ResourceLocation" text, "ConsumedService" text,
+			  "ResourceGroup" text, "ResourceURI" text, "ChargeType" text,
+			  "UnitPrice" numeric, "Quantity" numeric(18,6), "UnitType" text,
+			  "BillingPreTaxTotal" numeric(18,2), "BillingCurrency" text,
+			  "PricingPreTaxTotal" numeric(18,2), "PricingCurrency" text,
+			  "ServiceInfo1" text, "ServiceInfo2" text, "Tags" text,
+			  "AdditionalInfo" text, "EffectiveUnitPrice" numeric,
+			  "PCToBCExchangeRate" numeric, "PCToBCExchangeRateDate" date,
+			  "EntitlementId" uuid, "EntitlementDescription" text,
+			  "PartnerEarnedCreditPercentage" numeric,
+			  "CreditPercentage" numeric, "CreditType" text,
+			  "BenefitOrderId" text, "BenefitId" text, "BenefitType" text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -387,23 +405,70 @@ BEGIN
 								to_char(m, 'YYYY-MM-DD'));
 	END IF;
 
+	/*
+	 * Partner Center's daily rated usage reconciliation file, its columns
+	 * in its order (README "The reconciliation file" says what fills each):
+	 * the Azure plan is the subscription, the subscription that held the
+	 * overage the entitlement, the service the meter.  What the product
+	 * does not know is NULL, an empty field in the CSV.
+	 */
 	RETURN QUERY
-		SELECT p.partner_id, p.name, c.customer_id, c.name, c.country,
-			   s.subscription_id,
+		SELECT p.partner_id,					-- PartnerId
+			   p.name,							-- PartnerName
+			   c.customer_id,					-- CustomerId
+			   c.name,							-- CustomerName
+			   NULL::text,						-- CustomerDomainName
+			   c.country,						-- CustomerCountry
+			   NULL::text,						-- MpnId
+			   ch.reseller_id,					-- Tier2MpnId
+			   NULL::text,						-- InvoiceNumber
+			   NULL::text, NULL::text, NULL::text, -- ProductId, SkuId, AvailabilityId
+			   NULL::text, NULL::text,			-- SkuName, ProductName
+			   NULL::text, NULL::text,			-- PublisherName, PublisherId
+			   CASE WHEN s.parent_id IS NOT NULL THEN 'Azure plan' END, -- SubscriptionDescription
+			   s.parent_id,						-- SubscriptionId: the Azure plan
+			   m,								-- ChargeStartDate
+			   (m + interval '1 month' - interval '1 day')::date, -- ChargeEndDate
+			   NULL::date,						-- UsageDate: lines are per month
+			   'Overage'::text,					-- MeterType
+			   'Overage'::text,					-- MeterCategory
+			   sv.service_id,					-- MeterId
+			   NULL::text,						-- MeterSubCategory
+			   sv.name,							-- MeterName
+			   NULL::text,						-- MeterRegion
+			   sv.unit,							-- Unit
+			   NULL::text, NULL::text,			-- ResourceLocation, ConsumedService
+			   NULL::text, NULL::text,			-- ResourceGroup, ResourceURI
+			   'new'::text,						-- ChargeType
+			   ch.unit_price,					-- UnitPrice
+			   ch.quantity,						-- Quantity
+			   '1 ' || sv.unit,					-- UnitType
+			   ch.amount,						-- BillingPreTaxTotal
+			   ch.currency,						-- BillingCurrency
+			   ch.amount,						-- PricingPreTaxTotal
+			   ch.currency,						-- PricingCurrency
+			   NULL::text, NULL::text,			-- ServiceInfo1, ServiceInfo2
+			   NULL::text, NULL::text,			-- Tags, AdditionalInfo
+			   ch.unit_price,					-- EffectiveUnitPrice
+			   1::numeric,						-- PCToBCExchangeRate
+			   NULL::date,						-- PCToBCExchangeRateDate
+			   s.subscription_id,				-- EntitlementId
 			   CASE s.kind WHEN 'overage' THEN 'Overage subscription'
-						   ELSE 'Azure subscription' END,
-			   m, (m + interval '1 month' - interval '1 day')::date,
-			   'Usage'::text, 'Overage'::text, sv.name, sv.unit,
-			   ch.unit_price, ch.quantity, ch.amount, ch.currency
+						   ELSE 'Azure subscription' END, -- EntitlementDescription
+			   0::numeric,						-- PartnerEarnedCreditPercentage
+			   0::numeric,						-- CreditPercentage
+			   NULL::text,						-- CreditType
+			   NULL::text, NULL::text, NULL::text -- BenefitOrderId, BenefitId, BenefitType
 		  FROM @extschema@.charge ch
 		  JOIN @extschema@.partner p ON p.partner_id = ch.partner_id
 		  JOIN @extschema@.customer c ON c.customer_id = ch.customer_id
 		  JOIN @extschema@.subscription s ON s.subscription_id = ch.subscription_id
 		  JOIN @extschema@.service sv ON sv.service_id = ch.service_id
 		 WHERE ch.month = m AND ch.partner_id = reconciliation.partner_id
-		 ORDER BY c.customer_id, sv.service_id, s.subscription_id, ch.unit_price;
+		 ORDER BY c.customer_id, sv.service_id, s.subscription_id,
+				  ch.reseller_id NULLS FIRST, ch.unit_price;
 END
 $$;
 
 COMMENT ON FUNCTION @extschema@.reconciliation(text, date) IS
-'The partner''s reconciliation file lines of a closed month: one per charge line of its overage subscriptions. Columns: PartnerId, PartnerName; CustomerId, CustomerName, CustomerCountry; SubscriptionId (the subscription that held the overage) and SubscriptionDescription (Overage subscription | Azure subscription); ChargeStartDate and ChargeEndDate (first and last day of the month, inclusive); ChargeType (always Usage); MeterCategory (always Overage); MeterName (the service name); Unit (the service unit); UnitPrice; Quantity (minutes, 6 decimals); BillingPreTaxTotal (the line amount); BillingCurrency. Global admin and billing admin of the partner; operator';
+'The partner''s reconciliation file lines of a closed month, one per charge line of its subscriptions, with the columns of Partner Center''s daily rated usage file in its order (\copy ... csv header gives its header line). Filled: PartnerId, PartnerName, CustomerId, CustomerName, CustomerCountry, Tier2MpnId (the indirect reseller), SubscriptionId and SubscriptionDescription (the Azure plan), ChargeStartDate and ChargeEndDate (the month, inclusive), MeterType and MeterCategory (Overage), MeterId and MeterName (the service), Unit and UnitType, ChargeType (new), UnitPrice, EffectiveUnitPrice, Quantity (minutes, 6 decimals), BillingPreTaxTotal and PricingPreTaxTotal (the line amount), BillingCurrency and PricingCurrency, PCToBCExchangeRate (1), EntitlementId and EntitlementDescription (the subscription that held the overage), PartnerEarnedCreditPercentage and CreditPercentage (0); the others are empty. Global admin and billing admin of the partner; operator';

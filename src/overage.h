@@ -31,5 +31,9 @@
 #define ERRCODE_OVERAGE_MONTH_OPEN			MAKE_SQLSTATE('O','V','0','0','7')
 /* a history or audit table written other than through the extension */
 #define ERRCODE_OVERAGE_HISTORY_READONLY	MAKE_SQLSTATE('O','V','0','0','8')
+/* a transfer that is not pending, or a second pending transfer (1.2) */
+#define ERRCODE_OVERAGE_TRANSFER_STATE		MAKE_SQLSTATE('O','V','0','0','9')
+/* nothing to transfer: None, never assigned, or the requester holds it */
+#define ERRCODE_OVERAGE_NOTHING_TO_TRANSFER	MAKE_SQLSTATE('O','V','0','1','0')
 
 #endif							/* OVERAGE_H */

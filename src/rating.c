@@ -246,7 +246,9 @@ rating_load_pools(RatingSet *set, TimestampTz from, TimestampTz to,
 /*
  * rating_load_holders
  *		Holder spans that overlap [from, to), for every (customer, service)
- *		or only the one given.
+ *		or only the one given.  The reseller (1.2) is read through to_jsonb
+ *		so that the query also runs on a 1.0 or 1.1 schema, which has no
+ *		such column (the library serves every version).
  */
 void
 rating_load_holders(RatingSet *set, TimestampTz from, TimestampTz to,
@@ -256,7 +258,8 @@ rating_load_holders(RatingSet *set, TimestampTz from, TimestampTz to,
 	static SPIPlanPtr one_plan = NULL;
 #define HOLDER_SQL \
 	"SELECT hp.customer_id, hp.service_id, hp.valid_from, hp.valid_to," \
-	" hp.partner_id, hp.subscription_id" \
+	" hp.partner_id, hp.subscription_id," \
+	" pg_catalog.to_jsonb(hp) OPERATOR(pg_catalog.->>) 'reseller_id'" \
 	" FROM overage.holder_period hp" \
 	" WHERE hp.valid_from < $2 AND (hp.valid_to IS NULL OR hp.valid_to > $1)" \
 	"  AND (hp.valid_to IS NULL OR hp.valid_to > hp.valid_from)"
@@ -289,6 +292,10 @@ rating_load_holders(RatingSet *set, TimestampTz from, TimestampTz to,
 			if (isnull)
 				elog(ERROR, "holder period with a partner and no subscription");
 			memcpy(&span.subscription, DatumGetUUIDP(d), sizeof(pg_uuid_t));
+			d = SPI_getbinval(tup, desc, 7, &isnull);
+			if (!isnull)
+				span.reseller = MemoryContextStrdup(g->cxt,
+													TextDatumGetCString(d));
 		}
 		add_span(g, &span);
 	}
@@ -351,12 +358,23 @@ rating_min_pool(RateGroup *g, TimestampTz from, TimestampTz to)
 	return least;
 }
 
+/* same reseller (both NULL for a direct partner)? */
+static inline bool
+reseller_eq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+/* the lines' key within a group: (holder subscription, reseller) */
 static void
 add_total(RateGroup *g, HolderSpan *span, int64 seconds)
 {
 	for (int i = 0; i < g->ntotals; i++)
 		if (memcmp(&g->totals[i].subscription, &span->subscription,
-				   sizeof(pg_uuid_t)) == 0)
+				   sizeof(pg_uuid_t)) == 0 &&
+			reseller_eq(g->totals[i].reseller, span->reseller))
 		{
 			g->totals[i].seconds += seconds;
 			return;
@@ -372,6 +390,7 @@ add_total(RateGroup *g, HolderSpan *span, int64 seconds)
 	}
 	g->totals[g->ntotals].partner = span->partner;
 	g->totals[g->ntotals].subscription = span->subscription;
+	g->totals[g->ntotals].reseller = span->reseller;
 	g->totals[g->ntotals].seconds = seconds;
 	g->ntotals++;
 }

@@ -28,13 +28,15 @@ typedef struct HolderSpan
 	bool		to_open;
 	char	   *partner;
 	pg_uuid_t	subscription;
+	char	   *reseller;		/* the indirect reseller, NULL = direct */
 } HolderSpan;
 
-/* overage seconds of one holder subscription within a group */
+/* overage seconds of one (holder subscription, reseller) within a group */
 typedef struct HolderTotal
 {
 	char	   *partner;
 	pg_uuid_t	subscription;
+	char	   *reseller;
 	int64		seconds;
 } HolderTotal;
 

@@ -4,13 +4,15 @@
  *	  The price list's Tags column and the IncludeOverage tag.
  *
  * A price list row carries a list of tags in one text value.  Offers that
- * carry overage are tagged "IncludeOverage".  This file decides, for one
- * Tags value, whether that tag is present:
+ * carry overage are tagged "IncludeOverage"; Partner Center's own documents
+ * also spell it "IncludesOverage" (SPEC 1.2), and both mark an overage SKU.
+ * This file decides, for one Tags value, whether either tag is present:
  *
  *	  - tags are separated by ';' or ',';
  *	  - whitespace around a tag is ignored;
- *	  - the whole tag must equal "IncludeOverage", compared without regard to
- *		ASCII case ("NoIncludeOverage" and "IncludeOverages" are other tags).
+ *	  - the whole tag must equal "IncludeOverage" or "IncludesOverage",
+ *		compared without regard to ASCII case ("NoIncludeOverage",
+ *		"IncludeOverages" and "IncludessOverage" are other tags).
  *
  * The scan looks at each byte of the value exactly once and never past its
  * length; the value need not be NUL-terminated (it is a varlena).  Bytes of
@@ -28,8 +30,11 @@
 
 PG_FUNCTION_INFO_V1(tags_include_overage);
 
+/* the two spellings of the tag */
 #define OVERAGE_TAG		"IncludeOverage"
 #define OVERAGE_TAG_LEN (sizeof(OVERAGE_TAG) - 1)
+#define OVERAGE_TAG2	"IncludesOverage"
+#define OVERAGE_TAG2_LEN (sizeof(OVERAGE_TAG2) - 1)
 
 static inline bool
 tag_is_space(char c)
@@ -40,7 +45,8 @@ tag_is_space(char c)
 
 /*
  * overage_tags_contain_overage
- *		True if the tag list in buf[0..len) holds the IncludeOverage tag.
+ *		True if the tag list in buf[0..len) holds the IncludeOverage tag in
+ *		either spelling.
  */
 static bool
 overage_tags_contain_overage(const char *buf, size_t len)
@@ -69,6 +75,9 @@ overage_tags_contain_overage(const char *buf, size_t len)
 
 		if (end - start == OVERAGE_TAG_LEN &&
 			pg_strncasecmp(buf + start, OVERAGE_TAG, OVERAGE_TAG_LEN) == 0)
+			return true;
+		if (end - start == OVERAGE_TAG2_LEN &&
+			pg_strncasecmp(buf + start, OVERAGE_TAG2, OVERAGE_TAG2_LEN) == 0)
 			return true;
 	}
 	return false;

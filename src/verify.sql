@@ -86,7 +86,8 @@ BEGIN
 		 WHERE h.customer_id IS NULL OR o.customer_id IS NULL OR o.n > 1
 			OR o.valid_from <> h.since
 			OR o.partner_id IS DISTINCT FROM h.partner_id
-			OR o.subscription_id IS DISTINCT FROM h.subscription_id) x;
+			OR o.subscription_id IS DISTINCT FROM h.subscription_id
+			OR o.reseller_id IS DISTINCT FROM h.reseller_id) x;
 	RETURN QUERY SELECT * FROM @extschema@._verify_result('holder_open_period', n, 'holders', bad);
 
 	/*
@@ -317,6 +318,7 @@ BEGIN
 								   AND p.service_id = ch.service_id
 								   AND p.partner_id = ch.partner_id
 								   AND p.subscription_id = ch.subscription_id
+								   AND p.reseller_id IS NOT DISTINCT FROM ch.reseller_id
 								   AND p.valid_from < (ch.month + interval '1 month') AT TIME ZONE 'UTC'
 								   AND (p.valid_to IS NULL
 										OR p.valid_to > ch.month::timestamp AT TIME ZONE 'UTC')))
@@ -324,11 +326,56 @@ BEGIN
 		SELECT DISTINCT pg_catalog.to_char(d.month, 'YYYY-MM') || ' ' || d.customer_id || '/' ||
 			   d.service_id || ' ' || coalesce(d.partner_id, 'unassigned') || ' (more than one line)'
 		  FROM (SELECT ch.*, count(*) OVER (PARTITION BY ch.month, ch.subscription_id,
-											ch.customer_id, ch.service_id,
-											ch.unit_price) AS dup
+											ch.reseller_id, ch.customer_id,
+											ch.service_id, ch.unit_price) AS dup
 				  FROM @extschema@.charge ch) d
 		 WHERE d.dup > 1) x;
 	RETURN QUERY SELECT * FROM @extschema@._verify_result('charge_lines', n, 'charge lines', bad);
+
+	/*
+	 * transfers (1.2): a completed transfer is the holder change the audit
+	 * log records with reason transfer at its closing instant, from its
+	 * old partner to its new partner, subscription and reseller, and every
+	 * such audit row is a completed transfer's; a pending one still has its
+	 * old partner as holder, unchanged since the request (any other change
+	 * supersedes it).
+	 */
+	SELECT count(*) INTO n FROM @extschema@.transfer;
+	SELECT array_agg(k ORDER BY k) INTO bad FROM (
+		SELECT x.customer_id || '/' || x.service_id || ' ' || x.from_partner_id || ' to ' ||
+			   x.to_partner_id ||
+			   CASE x.status
+					WHEN 'completed' THEN ' (completed ' || @extschema@._verify_at(x.closed_at) ||
+										  ', not in the audit log)'
+					ELSE ' (pending since ' || @extschema@._verify_at(x.requested_at) ||
+						 ', but the holder changed)' END AS k
+		  FROM @extschema@.transfer x
+		 WHERE (x.status = 'completed'
+				AND NOT EXISTS (SELECT 1 FROM @extschema@.assignment_log l
+								 WHERE l.customer_id = x.customer_id
+								   AND l.service_id = x.service_id
+								   AND l.reason = 'transfer' AND l.at = x.closed_at
+								   AND l.from_partner_id = x.from_partner_id
+								   AND l.to_partner_id = x.to_partner_id
+								   AND l.to_subscription_id = x.to_subscription_id
+								   AND l.to_reseller_id IS NOT DISTINCT FROM x.to_reseller_id))
+			OR (x.status = 'pending'
+				AND NOT EXISTS (SELECT 1 FROM @extschema@.holder h
+								 WHERE h.customer_id = x.customer_id
+								   AND h.service_id = x.service_id
+								   AND h.partner_id = x.from_partner_id
+								   AND h.since <= x.requested_at))
+		UNION ALL
+		SELECT l.customer_id || '/' || l.service_id || ' ' || coalesce(l.from_partner_id, 'None') ||
+			   ' to ' || coalesce(l.to_partner_id, 'None') || ' (audit row ' || l.log_id ||
+			   ', reason transfer at ' || @extschema@._verify_at(l.at) || ', no completed transfer)'
+		  FROM @extschema@.assignment_log l
+		 WHERE l.reason = 'transfer'
+		   AND NOT EXISTS (SELECT 1 FROM @extschema@.transfer x
+							WHERE x.customer_id = l.customer_id AND x.service_id = l.service_id
+							  AND x.status = 'completed' AND x.closed_at = l.at
+							  AND x.to_partner_id IS NOT DISTINCT FROM l.to_partner_id)) x;
+	RETURN QUERY SELECT * FROM @extschema@._verify_result('transfers', n, 'transfers', bad);
 
 	/*
 	 * sequences: the identity sequences are ahead of the rows (a restore
@@ -354,4 +401,4 @@ END
 $$;
 
 COMMENT ON FUNCTION @extschema@.verify() IS
-'Operator only. The consistency of everything the triggers maintain, one row per check (holder_open_period, holder_period_overlap, holder_period_gap, assignment_log, holder_eligible, license_quantity, usage_month, charge_lines, sequences); detail names the count and the first offending keys. Reports, never repairs. Run it after a restore or after writes with the triggers off';
+'Operator only. The consistency of everything the triggers maintain, one row per check (holder_open_period, holder_period_overlap, holder_period_gap, assignment_log, holder_eligible, license_quantity, usage_month, charge_lines, transfers, sequences); detail names the count and the first offending keys. Reports, never repairs. Run it after a restore or after writes with the triggers off';

@@ -62,7 +62,8 @@ CREATE FUNCTION t.state() RETURNS text LANGUAGE sql AS $$
 		(SELECT string_agg(q::text, ',' ORDER BY q.subscription_id, q.valid_from) FROM overage.license_quantity q),
 		(SELECT string_agg(h::text, ',' ORDER BY h.customer_id, h.service_id) FROM overage.holder h),
 		(SELECT string_agg(p::text, ',' ORDER BY p.customer_id, p.service_id, p.valid_from) FROM overage.holder_period p),
-		(SELECT string_agg(l::text, ',' ORDER BY l.log_id) FROM overage.assignment_log l))) $$;
+		(SELECT string_agg(l::text, ',' ORDER BY l.log_id) FROM overage.assignment_log l),
+		(SELECT string_agg(x::text, ',' ORDER BY x.transfer_id) FROM overage.transfer x))) $$;
 
 -- The catalog: two services; an overage SKU with both (E5), an overage SKU
 -- with domestic calling only (DOM), a SKU without the overage tag that

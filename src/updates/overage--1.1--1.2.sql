@@ -24,3 +24,128 @@ DROP FUNCTION overage_internal.close_month(date);
 DROP FUNCTION overage_internal.reconciliation(text, date);
 DROP SCHEMA overage_internal;
 
+
+/*
+ * Partner Center fidelity (issue 9).  Tags: the C parser now also takes the
+ * spelling IncludesOverage; the stored generated column is recomputed for
+ * the rows it changes (an UPDATE recomputes a generated column).
+ */
+COMMENT ON COLUMN @extschema@.sku.includes_overage IS
+'Derived from tags (tag IncludeOverage or IncludesOverage); cannot be written';
+UPDATE @extschema@.sku SET tags = tags
+ WHERE includes_overage IS DISTINCT FROM coalesce(@extschema@.tags_include_overage(tags), false);
+
+/*
+ * Two-tier partners: the reseller of the holder, its history, the audit
+ * log and the charge lines; the transfer's reason; new columns at the end,
+ * as a fresh install has them.
+ */
+ALTER TABLE @extschema@.holder
+	ADD COLUMN reseller_id text REFERENCES @extschema@.partner,
+	DROP CONSTRAINT holder_reason_check,
+	ADD CONSTRAINT holder_reason
+		CHECK (reason IN ('first-in', 'assign', 'release', 'licence-ended', 'transfer')),
+	ADD CONSTRAINT holder_reseller
+		CHECK (reseller_id IS NULL OR (partner_id IS NOT NULL AND reseller_id <> partner_id));
+COMMENT ON COLUMN @extschema@.holder.reason IS
+'Why the last change happened: first-in, assign, release, licence-ended, transfer';
+COMMENT ON COLUMN @extschema@.holder.reseller_id IS
+'Two-tier partners (1.2): the indirect reseller on whose behalf partner_id (the indirect provider) holds the overage; NULL for a direct partner and for None. Never a holder by itself';
+
+ALTER TABLE @extschema@.holder_period ADD COLUMN reseller_id text;
+COMMENT ON COLUMN @extschema@.holder_period.reseller_id IS
+'The indirect reseller of the period''s holder (1.2); NULL for a direct partner and for None';
+
+ALTER TABLE @extschema@.assignment_log
+	ADD COLUMN from_reseller_id text,
+	ADD COLUMN to_reseller_id text;
+COMMENT ON COLUMN @extschema@.assignment_log.to_reseller_id IS
+'The indirect reseller of the new holder (1.2); from_reseller_id that of the previous one';
+
+ALTER TABLE @extschema@.charge ADD COLUMN reseller_id text;
+COMMENT ON COLUMN @extschema@.charge.reseller_id IS
+'The indirect reseller on whose behalf the holder held the overage (1.2; Tier2MpnId of the reconciliation file); NULL for a direct partner and on unassigned lines';
+COMMENT ON TABLE @extschema@.charge IS
+'Charge lines of closed months, written by close_month (no foreign keys: the lines are derived from rows that cannot be deleted, and a per-row check would cost the close a round trip per line): one per (overage subscription, reseller, customer, service, unit price) and one unassigned line per (customer, service, unit price) for overage while the holder was None or never assigned. Immutable once the month is closed.';
+
+/* the customer_admin agent role, mapped to a customer */
+ALTER TABLE @extschema@.agent
+	ADD COLUMN customer_id text REFERENCES @extschema@.customer,
+	DROP CONSTRAINT agent_agent_role_check,
+	DROP CONSTRAINT agent_partner,
+	ADD CONSTRAINT agent_role_known
+		CHECK (agent_role IN ('global_admin', 'admin_agent', 'sales_agent',
+							  'billing_admin', 'operator', 'customer_admin')),
+	ADD CONSTRAINT agent_partner
+		CHECK ((agent_role IN ('operator', 'customer_admin')) = (partner_id IS NULL)),
+	ADD CONSTRAINT agent_customer
+		CHECK ((agent_role = 'customer_admin') = (customer_id IS NOT NULL));
+COMMENT ON COLUMN @extschema@.agent.agent_role IS
+'global_admin | admin_agent | sales_agent | billing_admin (of partner_id) | operator (platform, partner_id NULL) | customer_admin (of customer_id, partner_id NULL; 1.2)';
+COMMENT ON COLUMN @extschema@.agent.customer_id IS
+'The customer a customer_admin acts for (1.2): it consents to or declines transfers of that customer''s overage and reads its overage and pools; NULL for every other agent role';
+
+/* signatures or result types that change: the definitions create them again */
+DROP FUNCTION @extschema@.assign_overage(text, text, text, uuid, timestamptz);
+DROP FUNCTION @extschema@.reconciliation(text, date);
+DROP FUNCTION @extschema@.add_agent(name, text, text);
+DROP FUNCTION @extschema@._rate_month(date);
+
+/* the three-party transfer (the same text as src/transfer.sql's tables part) */
+CREATE TABLE @extschema@.transfer (
+	transfer_id	uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+	customer_id	text NOT NULL REFERENCES @extschema@.customer,
+	service_id	text NOT NULL REFERENCES @extschema@.service,
+	from_partner_id text NOT NULL REFERENCES @extschema@.partner,
+	to_partner_id text NOT NULL REFERENCES @extschema@.partner,
+	to_subscription_id uuid NOT NULL REFERENCES @extschema@.subscription,
+	to_reseller_id text REFERENCES @extschema@.partner,
+	requested_at timestamptz NOT NULL,
+	requested_by name NOT NULL,
+	holder_consent_at timestamptz,
+	holder_consent_by name,
+	customer_consent_at timestamptz,
+	customer_consent_by name,
+	expires_at	timestamptz NOT NULL,
+	status		text NOT NULL DEFAULT 'pending',
+	closed_at	timestamptz,
+	closed_by	name,
+	CONSTRAINT transfer_status
+		CHECK (status IN ('pending', 'completed', 'declined', 'withdrawn',
+						  'expired', 'superseded')),
+	CONSTRAINT transfer_closed CHECK ((status = 'pending') = (closed_at IS NULL)),
+	CONSTRAINT transfer_parties CHECK (from_partner_id <> to_partner_id),
+	CONSTRAINT transfer_reseller
+		CHECK (to_reseller_id IS NULL OR to_reseller_id <> to_partner_id),
+	CONSTRAINT transfer_expiry CHECK (expires_at = requested_at + interval '7 days'),
+	CONSTRAINT transfer_consents
+		CHECK ((holder_consent_at IS NULL) = (holder_consent_by IS NULL)
+			   AND (customer_consent_at IS NULL) = (customer_consent_by IS NULL))
+);
+
+-- at most one pending transfer per (customer, service); two concurrent
+-- requests: the second waits for the first and then fails
+CREATE UNIQUE INDEX transfer_one_pending
+	ON @extschema@.transfer (customer_id, service_id) WHERE status = 'pending';
+CREATE INDEX transfer_customer
+	ON @extschema@.transfer (customer_id, service_id, requested_at);
+
+COMMENT ON TABLE @extschema@.transfer IS
+'Three-party transfers of a customer''s overage of a service from the holding partner to another partner (1.2). Every step is in the row; the holder change of a completed transfer is in assignment_log with reason transfer. Written by request_transfer, consent_transfer, decline_transfer and withdraw_transfer, and by the holder trigger (superseded). Visible to the two partners and the customer (row-level security).';
+COMMENT ON COLUMN @extschema@.transfer.from_partner_id IS
+'The partner holding the overage when the transfer was requested';
+COMMENT ON COLUMN @extschema@.transfer.to_partner_id IS
+'The requesting partner, to whose subscription to_subscription_id the overage moves';
+COMMENT ON COLUMN @extschema@.transfer.to_reseller_id IS
+'The indirect reseller the new holder acts for (as assign_overage''s reseller_id); NULL for a direct partner';
+COMMENT ON COLUMN @extschema@.transfer.expires_at IS
+'requested_at + 7 days: a consent, decline or withdrawal at or after it only records the expiry';
+COMMENT ON COLUMN @extschema@.transfer.status IS
+'pending | completed | declined | withdrawn | expired | superseded; only pending changes';
+COMMENT ON COLUMN @extschema@.transfer.closed_at IS
+'When the transfer left pending (expired: expires_at; superseded: the instant of the other holder change)';
+COMMENT ON COLUMN @extschema@.transfer.closed_by IS
+'Database role whose call closed it (for expired and superseded: the role whose call recorded it)';
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.transfer', '');
+

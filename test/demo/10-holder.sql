@@ -1,6 +1,8 @@
 -- The overage holder, step by step: purchase -> provisioning -> first-in ->
 -- a second partner's purchase respected -> holder sets None -> the other
--- partner assigns -> holder's last licence cancelled -> automatic None.
+-- partner assigns -> holder's last licence cancelled -> automatic None ->
+-- (1.2) Partner Center's JSON, and the three-party transfer: the overage
+-- moves with no None period, beside the old None handoff.
 SET timezone = 'UTC';
 \pset footer off
 CREATE EXTENSION overage;
@@ -117,6 +119,57 @@ SELECT * FROM demo.holders;
 SELECT overage.purchase('P-FABRIKAM', 'C-TAILSPIN', 'CFQ7TTC0LF8Q', '0002', 2,
 						'2026-10-26 09:00+00') IS NOT NULL AS bought;
 SELECT * FROM demo.holders;
+
+\echo '== 9. Partner Center fidelity: both spellings of the tag; the GET as Partner Center''s JSON'
+INSERT INTO overage.sku (product_id, sku_id, title, tags) VALUES
+	('CFQ7TTC0LF8S', '0001', 'Microsoft Teams Phone with Calling Plan', 'Telco;IncludesOverage');
+SELECT product_id, tags, includes_overage,
+	   overage.sku_properties(product_id, sku_id) ->> 'consumptionType' AS "consumptionType"
+  FROM overage.sku ORDER BY product_id;
+SELECT jsonb_pretty(overage.get_overage_resource('C-TAILSPIN')) AS "GET /customers/C-TAILSPIN/overage";
+
+\echo '== 10. The three-party transfer: Contoso, Fabrikam and Tailspin agree to move'
+\echo '   International Calling from Contoso to Fabrikam, with no unbilled gap'
+\echo '   (beside the old None handoff of Domestic Calling in steps 5 and 6)'
+DO $$ BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'demo_tailspin_admin') THEN
+		CREATE ROLE demo_tailspin_admin;
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'demo_contoso_admin') THEN
+		CREATE ROLE demo_contoso_admin;
+	END IF;
+END $$;
+SELECT overage.add_agent('demo_tailspin_admin', NULL, 'customer_admin', 'C-TAILSPIN');
+SELECT overage.add_agent('demo_contoso_admin', 'P-CONTOSO', 'global_admin');
+\echo '   Fabrikam asks (Oct 27, 09:00); it expires after 7 days'
+SELECT overage.request_transfer('P-FABRIKAM', 'C-TAILSPIN', 'PSTN-INTL', subscription_id,
+								'2026-10-27 09:00+00') AS transfer_id
+  FROM overage.subscription
+ WHERE partner_id = 'P-FABRIKAM' AND customer_id = 'C-TAILSPIN' AND kind = 'overage' \gset
+\echo '   Contoso''s global admin consents (Oct 27, 12:00): still pending, Contoso still holds it'
+SET ROLE demo_contoso_admin;
+SELECT overage.consent_transfer(:'transfer_id', 'holder', '2026-10-27 12:00+00') AS status;
+RESET ROLE;
+SELECT * FROM demo.holders WHERE service = 'PSTN-INTL';
+\echo '   Tailspin''s customer admin consents (Oct 28, 09:00): the holder moves at that instant'
+SET ROLE demo_tailspin_admin;
+SELECT overage.consent_transfer(:'transfer_id', 'customer', '2026-10-28 09:00+00') AS status;
+SELECT service_id, partner_id, since FROM overage.get_overage('C-TAILSPIN');
+RESET ROLE;
+SELECT to_partner_id, status, requested_at, holder_consent_at, holder_consent_by,
+	   customer_consent_at, customer_consent_by, expires_at, closed_at
+  FROM overage.transfer;
+\echo '   Side by side: the None handoff (PSTN-DOM) has a None period, the transfer (PSTN-INTL) none'
+SELECT service_id, coalesce(partner_id, 'None') AS holder, valid_from, valid_to
+  FROM overage.holder_period
+ WHERE customer_id = 'C-TAILSPIN' AND valid_from >= '2026-10-15' OR
+	   customer_id = 'C-TAILSPIN' AND service_id = 'PSTN-INTL'
+ ORDER BY service_id, valid_from;
+\echo '   Contoso cannot take it back outside a transfer:'
+SELECT demo.try(format(
+	$$SELECT overage.assign_overage('P-CONTOSO', 'C-TAILSPIN', 'PSTN-INTL', %L, '2026-10-29 09:00+00')$$,
+	(SELECT subscription_id FROM overage.subscription
+	  WHERE partner_id = 'P-CONTOSO' AND customer_id = 'C-TAILSPIN' AND kind = 'overage'))) AS contoso_assign;
 
 \echo '== The audit log (overage.assignment_log)'
 SELECT * FROM demo.audit;

@@ -1,5 +1,8 @@
 -- A month of calls: usage ingest, live pool status, month close and the
--- partners' reconciliation files.  Continues the database of 10-holder.sql.
+-- partners' reconciliation files (1.2: Partner Center's daily rated usage
+-- layout).  A customer that changes hands by the old None handoff (C-0007)
+-- beside one that moves by transfer (C-0010): the transfer leaves no
+-- unbilled gap.  Continues the database of 10-holder.sql.
 SET timezone = 'UTC';
 \pset footer off
 
@@ -29,6 +32,15 @@ SELECT overage.assign_overage('P-FABRIKAM', 'C-0007', 'PSTN-DOM', s.subscription
   FROM overage.subscription s
  WHERE s.partner_id = 'P-FABRIKAM' AND s.customer_id = 'C-0007' AND s.kind = 'overage';
 
+\echo '   customer C-0010 changes hands mid-month by transfer: Fabrikam buys and asks,'
+\echo '   Contoso and the customer consent; the holder moves on Oct 16 at 00:00 exactly'
+SELECT overage.purchase('P-FABRIKAM', 'C-0010', 'CFQ7TTC0LF8Q', '0002', 1, '2026-10-15 09:00+00') IS NOT NULL AS bought;
+SELECT overage.request_transfer('P-FABRIKAM', 'C-0010', 'PSTN-DOM', s.subscription_id, '2026-10-15 10:00+00') AS c10_transfer
+  FROM overage.subscription s
+ WHERE s.partner_id = 'P-FABRIKAM' AND s.customer_id = 'C-0010' AND s.kind = 'overage' \gset
+SELECT overage.consent_transfer(:'c10_transfer', 'holder', '2026-10-15 18:00+00') AS after_contoso,
+	   overage.consent_transfer(:'c10_transfer', 'customer', '2026-10-16 00:00+00') AS after_customer;
+
 \echo '   customer C-0011 gets 3 more licences mid-month (a bigger pool from Oct 14)'
 SELECT overage.purchase('P-CONTOSO', 'C-0011', 'CFQ7TTC0LF8Q', '0002', 3, '2026-10-14 12:00+00') IS NOT NULL AS bought;
 
@@ -56,6 +68,14 @@ SELECT 'C-0007', 'PSTN-DOM', 'callcentre@C-0007', d + interval '10 hours', 1200
   FROM generate_series('2026-10-01 00:00+00'::timestamptz, '2026-10-31 00:00+00', interval '1 day') d
 UNION ALL
 SELECT 'C-0007', 'PSTN-DOM', 'callcentre@C-0007', '2026-10-16 00:02+00', 300;
+\echo '   C-0010 has the same call centre, and a call starting at the very instant of the transfer'
+INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s)
+SELECT 'C-0010', 'PSTN-DOM', 'callcentre@C-0010', d + interval '10 hours', 1200
+  FROM generate_series('2026-10-01 00:00+00'::timestamptz, '2026-10-31 00:00+00', interval '1 day') d
+UNION ALL
+SELECT 'C-0010', 'PSTN-DOM', 'callcentre@C-0010', '2026-10-16 00:00+00', 300
+UNION ALL
+SELECT 'C-0010', 'PSTN-DOM', 'callcentre@C-0010', '2026-10-16 00:02+00', 300;
 \timing off
 SELECT count(*) AS calls, sum(duration_s) / 60 AS minutes FROM overage.usage;
 
@@ -93,12 +113,27 @@ SELECT coalesce(partner_id, '(unassigned)') AS partner, service_id, overage_seco
 SELECT coalesce(partner_id, '(unassigned)') AS partner, service_id, overage_seconds, quantity, unit_price, amount
   FROM overage.charge WHERE customer_id = 'C-0007' ORDER BY service_id, partner_id NULLS FIRST;
 
+\echo '== C-0010: the same move by transfer (Oct 16 00:00): no None period, no unassigned line;'
+\echo '   Contoso''s and Fabrikam''s lines add up to the customer''s overage'
+SELECT coalesce(partner_id, '(unassigned)') AS partner, service_id, overage_seconds, quantity, unit_price, amount
+  FROM overage.charge WHERE customer_id = 'C-0010' ORDER BY service_id, partner_id NULLS FIRST;
+SELECT c.customer_id, sum(ch.overage_seconds) AS billed_seconds,
+	   (SELECT round(overage_minutes * 60) FROM overage.pool_status(c.customer_id, 'PSTN-DOM', '2026-10-31 23:59:59.999999+00')) AS overage_seconds,
+	   (SELECT round(unassigned_minutes * 60) FROM overage.pool_status(c.customer_id, 'PSTN-DOM', '2026-10-31 23:59:59.999999+00')) AS unassigned_seconds
+  FROM (VALUES ('C-0007'), ('C-0010')) c(customer_id)
+  JOIN overage.charge ch ON ch.customer_id = c.customer_id AND ch.service_id = 'PSTN-DOM'
+							AND ch.partner_id IS NOT NULL
+ GROUP BY c.customer_id ORDER BY 1;
+SELECT customer_id, coalesce(partner_id, 'None') AS holder, valid_from, valid_to
+  FROM overage.holder_period
+ WHERE customer_id IN ('C-0007', 'C-0010') AND service_id = 'PSTN-DOM' ORDER BY 1, valid_from;
+
 \echo '== Each partner''s reconciliation file for October (first lines and totals)'
-SELECT "PartnerId", "CustomerId", "CustomerName", "SubscriptionDescription", "MeterName",
-	   "Quantity", "UnitPrice", "BillingPreTaxTotal", "BillingCurrency"
+SELECT "PartnerId", "CustomerId", "CustomerName", "EntitlementDescription", "MeterName",
+	   "Quantity", "UnitPrice", "BillingPreTaxTotal", "BillingCurrency", "ChargeType"
   FROM overage.reconciliation('P-CONTOSO', '2026-10-01') ORDER BY "CustomerId", "MeterName" LIMIT 8;
-SELECT "PartnerId", "CustomerId", "CustomerName", "SubscriptionDescription", "MeterName",
-	   "Quantity", "UnitPrice", "BillingPreTaxTotal", "BillingCurrency"
+SELECT "PartnerId", "CustomerId", "CustomerName", "EntitlementDescription", "MeterName",
+	   "Quantity", "UnitPrice", "BillingPreTaxTotal", "BillingCurrency", "ChargeType"
   FROM overage.reconciliation('P-FABRIKAM', '2026-10-01') ORDER BY "CustomerId", "MeterName" LIMIT 8;
 SELECT p.partner_id, count(r.*) AS lines, sum(r."BillingPreTaxTotal") AS total
   FROM overage.partner p, LATERAL overage.reconciliation(p.partner_id, '2026-10-01') r

@@ -4,10 +4,13 @@ Model-based randomized test of the overage holder rules.
 
 Generates random scenarios (partners, customers, SKUs with and without
 overage, one or two services) and drives the public API through psql:
-purchase, set_quantity, cancel, create_azure_subscription, assign_overage,
-release_overage, with instants that mostly increase and sometimes go
-backwards, and some invalid calls (NULL arguments, unknown objects, bad
-quantities, wrong targets).
+purchase, set_quantity, cancel, create_azure_subscription, assign_overage
+(1.2: with an indirect reseller now and then), release_overage, and the
+three-party transfer (1.2: request_transfer, consent_transfer as holder or
+customer, decline_transfer, withdraw_transfer), with instants that mostly
+increase and sometimes go backwards or jump past a transfer's expiry, and
+some invalid calls (NULL arguments, unknown objects, bad quantities, wrong
+targets, a party that is neither, a partner as its own reseller).
 
 An independent Python model of SPEC's rules predicts, for every call,
 success or the SQLSTATE of the failure, and the resulting state.  After each
@@ -16,8 +19,12 @@ call the database is compared with the model:
   * get_overage() of every customer (holder and "since" per service);
   * every subscription (partner, customer, kind, SKU, quantity, status,
     created, ended), and the quantity history of the licences;
-  * the audit log, row by row (from, to, instant, reason): one row per
-    holder change;
+  * the audit log, row by row (from, to, resellers, instant, reason): one
+    row per holder change;
+  * the reseller of every holder; every transfer, step by step (consents,
+    expiry, status, closed_at): completed at the second consent with no
+    None period, superseded by any other holder change, expired at or
+    after expires_at, final once closed;
   * holder_period: no overlapping periods, one open period per (customer,
     service), each period beginning at a logged change.
 
@@ -93,9 +100,22 @@ SELECT json_build_object(
              FROM overage.subscription s),
   'log', (SELECT coalesce(json_agg(json_build_array(l.customer_id, l.service_id, l.from_partner_id,
                             l.from_subscription_id, l.to_partner_id, l.to_subscription_id,
-                            to_char(l.at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), l.reason)
+                            to_char(l.at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), l.reason,
+                            l.from_reseller_id, l.to_reseller_id)
                             ORDER BY l.log_id), '[]')
             FROM overage.assignment_log l),
+  'resellers', (SELECT coalesce(json_agg(json_build_array(h.customer_id, h.service_id, h.reseller_id)
+                                ORDER BY h.customer_id, h.service_id), '[]')
+                  FROM overage.holder h),
+  'transfers', (SELECT coalesce(json_agg(json_build_array(x.transfer_id, x.customer_id, x.service_id,
+                                x.from_partner_id, x.to_partner_id, x.to_subscription_id, x.to_reseller_id,
+                                to_char(x.requested_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
+                                to_char(x.holder_consent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
+                                to_char(x.customer_consent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
+                                to_char(x.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
+                                x.status, to_char(x.closed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'))
+                                ORDER BY x.transfer_id), '[]')
+                  FROM overage.transfer x),
   'quantities', (SELECT coalesce(json_agg(json_build_array(q.subscription_id,
                                to_char(q.valid_from AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
                                to_char(q.valid_to AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), q.quantity)
@@ -115,7 +135,8 @@ SELECT json_build_object(
                                                AND l.service_id = p.service_id
                                                AND l.at = p.valid_from
                                                AND l.to_partner_id IS NOT DISTINCT FROM p.partner_id
-                                               AND l.to_subscription_id IS NOT DISTINCT FROM p.subscription_id))
+                                               AND l.to_subscription_id IS NOT DISTINCT FROM p.subscription_id
+                                               AND l.to_reseller_id IS NOT DISTINCT FROM p.reseller_id))
 )::text
 $f$;
 """
@@ -138,9 +159,11 @@ class Model:
 
     def __init__(self):
         self.subs = {}      # id -> dict
-        self.holders = {}   # (customer, service) -> dict(partner, sub, since)
-        self.log = []       # (customer, service, from_p, from_s, to_p, to_s, at, reason)
+        self.holders = {}   # (customer, service) -> dict(partner, sub, since, reseller)
+        self.log = []       # (customer, service, from_p, from_s, to_p, to_s, at, reason, from_r, to_r)
+        self.transfers = {}  # id -> dict (see request)
         self.pending = 0    # counter for placeholder ids of subscriptions made by a call
+        self.result = None  # what the last consent_transfer returned
 
     # -- queries ---------------------------------------------------------
     def active(self, p, c, kind):
@@ -159,11 +182,18 @@ class Model:
                 return True
         return False
 
-    def change_holder(self, c, svc, p, sub, t, reason):
+    def change_holder(self, c, svc, p, sub, t, reason, reseller=None):
         old = self.holders.get((c, svc))
         self.log.append((c, svc, old['partner'] if old else None, old['sub'] if old else None,
-                         p, sub, t, reason))
-        self.holders[(c, svc)] = {'partner': p, 'sub': sub, 'since': t}
+                         p, sub, t, reason, old['reseller'] if old else None, reseller))
+        self.holders[(c, svc)] = {'partner': p, 'sub': sub, 'since': t, 'reseller': reseller}
+        if reason != 'transfer':
+            # any other holder change supersedes the pending transfer
+            # (expired instead when it comes at or after the expiry)
+            for x in self.transfers.values():
+                if x['c'] == c and x['svc'] == svc and x['status'] == 'pending':
+                    x['status'] = 'expired' if x['expires'] <= t else 'superseded'
+                    x['closed'] = min(x['expires'], max(t, x['requested']))
 
     def new_sub(self, p, c, kind, t, product=None, qty=None):
         self.pending += 1
@@ -286,16 +316,21 @@ class Model:
         self.new_sub(p, c, 'azure_subscription', t)
         return None
 
-    def assign(self, p, c, svc, sub, t):
+    def assign(self, p, c, svc, sub, t, reseller=None):
         if None in (p, c, svc, sub, t):
             return '22004'
         if p not in PARTNERS or c not in CUSTOMERS or svc not in SERVICES or sub not in self.subs:
             return '23503'
+        if reseller is not None:
+            if reseller not in PARTNERS:
+                return '23503'
+            if reseller == p:
+                return '22023'      # a partner is not its own reseller
         h = self.holders.get((c, svc))
         if h is not None:
             if t < h['since']:
                 return 'OV005'
-            if h['partner'] == p and h['sub'] == sub:
+            if h['partner'] == p and h['sub'] == sub and h['reseller'] == reseller:
                 return None         # no change, nothing logged
         if not self.eligible(p, c, svc, t):
             return 'OV001'
@@ -304,7 +339,96 @@ class Model:
             return err
         if h is not None and h['partner'] is not None and h['partner'] != p:
             return 'OV002'
-        self.change_holder(c, svc, p, sub, t, 'assign')
+        self.change_holder(c, svc, p, sub, t, 'assign', reseller)
+        return None
+
+    # -- the three-party transfer (1.2) -----------------------------------
+    def request(self, to_p, c, svc, sub, t, reseller):
+        if None in (to_p, c, svc, sub, t):
+            return '22004'
+        if to_p not in PARTNERS or c not in CUSTOMERS or svc not in SERVICES or sub not in self.subs:
+            return '23503'
+        if reseller is not None:
+            if reseller not in PARTNERS:
+                return '23503'
+            if reseller == to_p:
+                return '22023'
+        h = self.holders.get((c, svc))
+        if h is None or h['partner'] is None or h['partner'] == to_p:
+            return 'OV010'          # nothing to transfer
+        if t < h['since']:
+            return 'OV005'
+        if not self.eligible(to_p, c, svc, t):
+            return 'OV001'
+        err = self.target_error(to_p, c, sub, t)
+        if err:
+            return err
+        for x in self.transfers.values():
+            if x['c'] == c and x['svc'] == svc and x['status'] == 'pending' and x['expires'] <= t:
+                x['status'], x['closed'] = 'expired', x['expires']
+        if any(x['c'] == c and x['svc'] == svc and x['status'] == 'pending'
+               for x in self.transfers.values()):
+            return 'OV009'
+        self.transfers['new-transfer'] = {
+            'c': c, 'svc': svc, 'from': h['partner'], 'to': to_p, 'sub': sub, 'reseller': reseller,
+            'requested': t, 'holder': None, 'customer': None, 'expires': t + 7 * 1440,
+            'status': 'pending', 'closed': None}
+        return None
+
+    def _step(self, tid, party, t, parties):
+        """the checks every step makes; returns (error, transfer)"""
+        if tid is None or party is None:
+            return '22004', None
+        if party not in parties:
+            return '22023', None
+        if tid not in self.transfers:
+            return '23503', None
+        if t is None:
+            return '22004', None
+        x = self.transfers[tid]
+        if x['status'] != 'pending':
+            return 'OV009', x
+        if t >= x['expires']:
+            x['status'], x['closed'] = 'expired', x['expires']
+            return None, x
+        if t < max(v for v in (x['requested'], x['holder'], x['customer']) if v is not None):
+            return 'OV005', x
+        return None, x
+
+    def consent(self, tid, party, t):
+        err, x = self._step(tid, party, t, ('holder', 'customer'))
+        if err or x['status'] != 'pending':
+            return err, (x['status'] if x else None)
+        if x[party] is not None:
+            return None, 'pending'  # consenting again changes nothing
+        x[party] = t
+        if x['holder'] is None or x['customer'] is None:
+            return None, 'pending'
+        # the completion, judged again by the holder rules
+        h = self.holders[(x['c'], x['svc'])]
+        if t < h['since']:
+            return 'OV005', None
+        if not self.eligible(x['to'], x['c'], x['svc'], t):
+            return 'OV001', None
+        err = self.target_error(x['to'], x['c'], x['sub'], t)
+        if err:
+            return err, None
+        self.change_holder(x['c'], x['svc'], x['to'], x['sub'], t, 'transfer', x['reseller'])
+        x['status'], x['closed'] = 'completed', t
+        return None, 'completed'
+
+    def decline(self, tid, party, t):
+        err, x = self._step(tid, party, t, ('holder', 'customer'))
+        if err or x['status'] != 'pending':
+            return err
+        x['status'], x['closed'] = 'declined', t
+        return None
+
+    def withdraw(self, tid, t):
+        err, x = self._step(tid, 'requester', t, ('requester',))
+        if err or x['status'] != 'pending':
+            return err
+        x['status'], x['closed'] = 'withdrawn', t
         return None
 
     def release(self, p, c, svc, t):
@@ -328,6 +452,7 @@ def copy_model(m):
     n.subs = {k: dict(v, qhist=[list(x) for x in v['qhist']]) for k, v in m.subs.items()}
     n.holders = {k: dict(v) for k, v in m.holders.items()}
     n.log = list(m.log)
+    n.transfers = {k: dict(v) for k, v in m.transfers.items()}
     n.pending = 0
     return n
 
@@ -361,10 +486,54 @@ class Scenario:
                and (p is None or s['partner'] == p) and (c is None or s['customer'] == c)]
         return self.rng.choice(sorted(ids)) if ids else None
 
+    def transfer_call(self, op):
+        """request_transfer and the steps of a transfer, mostly plausible"""
+        r, m = self.rng, self.model
+        # now and then past a pending transfer's expiry (7 days)
+        if r.random() < 0.08:
+            self.clock += 7 * 1440
+        if op != 'request' and not m.transfers:
+            op = 'request'
+        if op == 'request':
+            # mostly a partner with a live overage licence for a (customer,
+            # service) another partner holds
+            cands = sorted(set((s['partner'], s['customer'], svc) for s in m.subs.values()
+                               if s['kind'] == 'license' and s['status'] == 'active'
+                               and SKUS[s['product']][0] for svc in SKUS[s['product']][1]
+                               if m.holders.get((s['customer'], svc), {}).get('partner')
+                               not in (None, s['partner'])))
+            if cands and r.random() < 0.8:
+                p, c, svc = r.choice(cands)
+            else:
+                held = sorted(k for k, h in m.holders.items() if h['partner'] is not None)
+                c, svc = r.choice(held) if held and r.random() < 0.85 else (r.choice(CUSTOMERS), r.choice(SERVICES))
+                p = r.choice(PARTNERS)
+            sub = self.pick_sub(TARGET_KINDS, p, c) if r.random() < 0.85 else None
+            if sub is None:
+                sub = self.pick_sub()
+            reseller = r.choice(PARTNERS) if r.random() < 0.2 else None
+            args = [p, c, svc, sub, self.instant(r.random() < 0.3), reseller]
+            if r.random() < 0.04:
+                args[r.choice([0, 2, 3])] = None
+            return op, args
+        ids = sorted(m.transfers)
+        pending = [k for k in ids if m.transfers[k]['status'] == 'pending']
+        tid = r.choice(pending) if pending and r.random() < 0.85 else (r.choice(ids) if ids else None)
+        if tid is None or r.random() < 0.03:
+            tid = r.choice([None, '00000000-0000-0000-0000-000000000000'])
+        t = self.instant(r.random() < 0.3) if r.random() > 0.03 else None
+        if op == 'withdraw':
+            return op, [tid, t]
+        party = r.choice(['holder', 'customer']) if r.random() > 0.04 else r.choice(['reseller', None])
+        return op, [tid, party, t]
+
     def random_call(self):
         r = self.rng
-        op = r.choices(['purchase', 'set_quantity', 'cancel', 'assign', 'release', 'create_azure'],
-                       [26, 12, 16, 24, 14, 8])[0]
+        op = r.choices(['purchase', 'set_quantity', 'cancel', 'assign', 'release', 'create_azure',
+                        'request', 'consent', 'decline', 'withdraw'],
+                       [24, 10, 12, 18, 10, 6, 14, 22, 3, 3])[0]
+        if op in ('request', 'consent', 'decline', 'withdraw'):
+            return self.transfer_call(op)
         if op == 'purchase':
             args = [r.choice(PARTNERS), r.choice(CUSTOMERS), r.choice(sorted(SKUS)),
                     r.choice([1, 2, 5, 10, 25]) if r.random() > 0.05 else r.choice([0, -1]),
@@ -390,7 +559,8 @@ class Scenario:
                                   and s['partner'] == p and s['customer'] == c
                                   and SKUS[s['product']][0] for svc in SKUS[s['product']][1]))
             svc = r.choice(services) if services and r.random() < 0.7 else r.choice(SERVICES)
-            args = [p, c, svc, sub, self.instant(True)]
+            # two-tier: now and then for an indirect reseller
+            args = [p, c, svc, sub, self.instant(True), r.choice(PARTNERS) if r.random() < 0.25 else None]
         else:
             args = [r.choice(PARTNERS), r.choice(CUSTOMERS), r.choice(SERVICES), self.instant(True)]
         # some invalid arguments: NULL or unknown
@@ -421,8 +591,15 @@ class Scenario:
         if op == 'create_azure':
             return "SELECT overage.create_azure_subscription(%s, %s, %s)" % (lit(a[0]), lit(a[1]), t(a[2]))
         if op == 'assign':
-            return "SELECT overage.assign_overage(%s, %s, %s, %s, %s)" % (
-                lit(a[0]), lit(a[1]), lit(a[2]), u(a[3]), t(a[4]))
+            return "SELECT overage.assign_overage(%s, %s, %s, %s, %s, %s)" % (
+                lit(a[0]), lit(a[1]), lit(a[2]), u(a[3]), t(a[4]), lit(a[5]) + '::text')
+        if op == 'request':
+            return "SELECT overage.request_transfer(%s, %s, %s, %s, %s, %s)" % (
+                lit(a[0]) + '::text', lit(a[1]), lit(a[2]) + '::text', u(a[3]), t(a[4]), lit(a[5]) + '::text')
+        if op in ('consent', 'decline'):
+            return "SELECT overage.%s_transfer(%s, %s, %s)" % (op, u(a[0]), lit(a[1]) + '::text', t(a[2]))
+        if op == 'withdraw':
+            return "SELECT overage.withdraw_transfer(%s, %s)" % (u(a[0]), t(a[1]))
         return "SELECT overage.release_overage(%s, %s, %s, %s)" % (lit(a[0]), lit(a[1]), lit(a[2]), t(a[3]))
 
     def predict(self, op, a):
@@ -436,7 +613,15 @@ class Scenario:
         elif op == 'create_azure':
             err = m.create_azure(a[0], a[1], a[2])
         elif op == 'assign':
-            err = m.assign(a[0], a[1], a[2], a[3], a[4])
+            err = m.assign(a[0], a[1], a[2], a[3], a[4], a[5])
+        elif op == 'request':
+            err = m.request(*a)
+        elif op == 'consent':
+            err, m.result = m.consent(*a)
+        elif op == 'decline':
+            err = m.decline(*a)
+        elif op == 'withdraw':
+            err = m.withdraw(*a)
         else:
             err = m.release(a[0], a[1], a[2], a[3])
         return err, m
@@ -452,12 +637,17 @@ class Scenario:
         res = json.loads(out[0])
         got = None if res['ok'] else res['sqlstate']
         self.history.append('%s -> %s%s' % (sql, 'ok' if got is None else got,
-                                             '' if res['ok'] else ' (%s)' % res['message']))
+                                             ' (%s)' % res['message'] if not res['ok'] else
+                                             ' ' + res['result'] if op == 'consent' else ''))
         if got != expected_err:
             self.fail('%s: model expects %s, database says %s%s' % (
                 sql, expected_err or 'success', got or 'success',
                 '' if res['ok'] else ' (%s)' % res['message']))
         if got is None:
+            if op == 'consent' and res['result'] != after.result:
+                self.fail('%s: model expects %s, database returns %s' % (sql, after.result, res['result']))
+            if op == 'request':
+                after.transfers[res['result']] = after.transfers.pop('new-transfer')
             self.model = after
         self.check(op, res)
 
@@ -507,8 +697,19 @@ class Scenario:
                       for (c, svc), h in m.holders.items())
         if want != st['holders']:
             self.fail('get_overage differs:\n  model    %r\n  database %r' % (want, st['holders']))
+        want = sorted([c, svc, h['reseller']] for (c, svc), h in m.holders.items())
+        if want != st['resellers']:
+            self.fail('holder resellers differ:\n  model    %r\n  database %r' % (want, st['resellers']))
+        # the transfers, every step
+        def tsn(v):
+            return ts(v) if v is not None else None
+        want = sorted([k, x['c'], x['svc'], x['from'], x['to'], x['sub'], x['reseller'],
+                       ts(x['requested']), tsn(x['holder']), tsn(x['customer']), ts(x['expires']),
+                       x['status'], tsn(x['closed'])] for k, x in m.transfers.items())
+        if want != st['transfers']:
+            self.fail('transfers differ:\n  model    %r\n  database %r' % (want, st['transfers']))
         # the audit log: one row per change
-        want = [[e[0], e[1], e[2], e[3], e[4], e[5], ts(e[6]), e[7]] for e in m.log]
+        want = [[e[0], e[1], e[2], e[3], e[4], e[5], ts(e[6]), e[7], e[8], e[9]] for e in m.log]
         if want != st['log']:
             self.fail('assignment_log differs:\n  model    %r\n  database %r' % (want, st['log']))
         # holder history
@@ -524,7 +725,8 @@ class Scenario:
         self.db.run(SETUP)
         for _ in range(self.steps):
             self.step()
-        return self.history, [e[7] for e in self.model.log]
+        return self.history, [e[7] for e in self.model.log] + \
+            ['transfer ' + x['status'] for x in self.model.transfers.values()]
 
 
 def main():
@@ -545,6 +747,8 @@ def main():
                 totals[('holder change', reason)] = totals.get(('holder change', reason), 0) + 1
             for h in history:
                 outcome = h.split(' -> ')[1].split(' ')[0]
+                if outcome == 'ok' and 'consent_transfer' in h:
+                    outcome = 'ok ' + h.split(' -> ')[1].split(' ')[1]
                 op = h.split('(')[0].replace('SELECT overage.', '')
                 totals[(op, outcome)] = totals.get((op, outcome), 0) + 1
     except Disagreement as e:

@@ -28,7 +28,12 @@ start at the same instant) and predicts:
   * close_month(month): the number of lines, then overage.charge; a second
     close and usage dated in the month fail with OV006;
   * reconciliation(partner, month): one row per charge line of the
-    partner, with its amounts;
+    partner, with its amounts, in Partner Center's daily rated usage
+    layout (EntitlementId the holding subscription, Tier2MpnId the
+    reseller);
+  * 1.2 two-tier partners: assign_overage with a reseller now and then;
+    a charge line is per (holder subscription, reseller, customer,
+    service, unit price) and carries the reseller;
   * usage_month's running figures (calls, seconds).
 
 Note: the order among calls of a (customer, service) that start at the
@@ -135,7 +140,7 @@ class Model:
         self.prices = prices        # service -> Decimal
         self.subs = {}              # id -> dict(partner, customer, kind, product, created, ended, qhist)
         self.prov = {}              # (partner, customer) -> overage subscription id
-        self.holders = {}           # (customer, service) -> [(at, sub or None)], in order of change
+        self.holders = {}           # (customer, service) -> [(at, sub or None, reseller or None)], in order of change
         self.calls = []             # dict(id, customer, service, at, d)
         self.closed = set()         # months
 
@@ -161,15 +166,20 @@ class Model:
         return 60 * total
 
     def holder(self, c, svc, t):
+        """(subscription, reseller) holding at t, or None"""
         h = None
-        for at, sub in self.holders.get((c, svc), []):
+        for at, sub, reseller in self.holders.get((c, svc), []):
             if at <= t:
-                h = sub
+                h = (sub, reseller) if sub is not None else None
         return h
 
     def current_holder(self, c, svc):
         h = self.holders.get((c, svc))
         return h[-1][1] if h else None
+
+    def current_reseller(self, c, svc):
+        h = self.holders.get((c, svc))
+        return h[-1][2] if h else None
 
     def eligible(self, p, c, svc, t):
         return any(s['kind'] == 'license' and s['partner'] == p and s['customer'] == c
@@ -226,9 +236,11 @@ class Model:
                     g = (c, svc, h, self.prices[svc])
                     groups[g] = groups.get(g, 0) + o
         out = []
+        # 1.2: one line per (holder subscription, reseller, customer, service, price)
         for (c, svc, h, price), secs in groups.items():
-            out.append([month.isoformat(), self.subs[h]['partner'] if h else None, c, svc, h, secs,
-                        minutes6(secs), price, amount2(secs, price), 'USD'])
+            out.append([month.isoformat(), self.subs[h[0]]['partner'] if h else None, c, svc,
+                        h[0] if h else None, secs, minutes6(secs), price, amount2(secs, price), 'USD',
+                        h[1] if h else None])
         return sorted(out, key=line_key)
 
     def usage_figures(self):
@@ -247,7 +259,7 @@ class Model:
         if SKUS[product][0]:
             for svc in sorted(SKUS[product][1]):
                 if (c, svc) not in self.holders:          # first-in, once ever
-                    self.holders[(c, svc)] = [(t, overage_sub)]
+                    self.holders[(c, svc)] = [(t, overage_sub, None)]
 
     def add_target(self, p, c, kind, sub, t):
         self.subs[sub] = {'partner': p, 'customer': c, 'kind': kind, 'product': None,
@@ -272,13 +284,15 @@ class Model:
             for svc in sorted(SKUS[s['product']][1]):
                 h = self.current_holder(c, svc)
                 if h is not None and self.subs[h]['partner'] == p and not self.eligible(p, c, svc, t):
-                    self.holders[(c, svc)].append((t, None))   # automatic release
+                    self.holders[(c, svc)].append((t, None, None))   # automatic release
         return None
 
-    def assign(self, p, c, svc, sub, t):
+    def assign(self, p, c, svc, sub, t, reseller=None):
         cur = self.current_holder(c, svc)
-        if cur == sub and self.subs[sub]['partner'] == p:
+        if cur == sub and self.subs[sub]['partner'] == p and self.current_reseller(c, svc) == reseller:
             return None                                     # no change, nothing logged
+        if reseller == p:
+            return '22023'                                  # its own reseller
         if not self.eligible(p, c, svc, t):
             return 'OV001'
         s = self.subs[sub]
@@ -287,7 +301,7 @@ class Model:
             return 'OV003'
         if cur is not None and self.subs[cur]['partner'] != p:
             return 'OV002'
-        self.holders.setdefault((c, svc), []).append((t, sub))
+        self.holders.setdefault((c, svc), []).append((t, sub, reseller))
         return None
 
     def release(self, p, c, svc, t):
@@ -296,7 +310,7 @@ class Model:
             return None                                     # None already: no-op
         if self.subs[cur]['partner'] != p:
             return 'OV004'
-        self.holders[(c, svc)].append((t, None))
+        self.holders[(c, svc)].append((t, None, None))
         return None
 
 
@@ -484,9 +498,12 @@ class Scenario:
             else:
                 sub = r.choice(targets)
                 p, c, svc = r.choice(self.partners), r.choice(self.customers), r.choice(SERVICES)
-            err = m.assign(p, c, svc, sub, t)
-            self.expect("SELECT overage.assign_overage(%s, %s, %s, %s, %s)::text"
-                        % (lit(p), lit(c), lit(svc), lit(sub), tslit(t)), err)
+            # two-tier: now and then for an indirect reseller (any partner row)
+            reseller = r.choice(self.partners) if r.random() < 0.3 else None
+            err = m.assign(p, c, svc, sub, t, reseller)
+            self.expect("SELECT overage.assign_overage(%s, %s, %s, %s, %s, %s)::text"
+                        % (lit(p), lit(c), lit(svc), lit(sub), tslit(t),
+                           lit(reseller) if reseller else 'NULL'), err)
             self.count('assign_overage %s' % (err or 'ok'))
         else:
             keys = sorted(k for k, h in m.holders.items() if h[-1][1] is not None)
@@ -647,7 +664,7 @@ class Scenario:
             self.count('pool_status probes')
 
     LINE_COLS = ("month::text, partner_id, customer_id, service_id, subscription_id::text, overage_seconds,"
-                 " quantity::text, unit_price::text, amount::text, currency")
+                 " quantity::text, unit_price::text, amount::text, currency, reseller_id")
 
     def db_lines(self, source):
         got = self.query_json("SELECT coalesce(json_agg(json_build_array(%s)), '[]') FROM %s"
@@ -689,7 +706,8 @@ class Scenario:
             self.fail('close_month(%s) returned %s, model has %d lines' % (mo, res['result'], len(want)))
         m.closed.add(mo)
         for line in want:
-            self.count('charge lines %s' % ('unassigned' if line[1] is None else 'billed'))
+            self.count('charge lines %s' % ('unassigned' if line[1] is None else
+                                            'billed for a reseller' if line[10] else 'billed'))
         self.stats['overage seconds'] = self.stats.get('overage seconds', 0) + sum(line[5] for line in want)
         calls = [k for k in m.calls if month_of(k['at']) == mo]
         self.stats['calls in closed months'] = self.stats.get('calls in closed months', 0) + len(calls)
@@ -709,15 +727,19 @@ class Scenario:
         for p in self.partners:
             mine = [line for line in want if line[1] == p]
             last = (next_month(mo) - datetime.timedelta(days=1)).isoformat()
+            # 1.2: Partner Center's daily rated usage layout; the holding
+            # subscription is the entitlement, the reseller Tier2MpnId
             exp = sorted([line[2], line[4], 'Overage subscription' if m.subs[line[4]]['kind'] == 'overage'
-                          else 'Azure subscription', mo.isoformat(), last, 'Usage', 'Overage',
-                          'Service ' + line[3], 'Minute', line[7], line[6], line[8], line[9]]
+                          else 'Azure subscription', mo.isoformat(), last, 'new', 'Overage',
+                          'Service ' + line[3], 'Minute', line[7], line[6], line[8], line[9], line[10],
+                          line[3], 'Azure plan']
                          for line in mine)
             rec = self.query_json(
-                'SELECT json_build_array(coalesce(json_agg(json_build_array("CustomerId", "SubscriptionId",'
-                ' "SubscriptionDescription", "ChargeStartDate"::text, "ChargeEndDate"::text, "ChargeType",'
+                'SELECT json_build_array(coalesce(json_agg(json_build_array("CustomerId", "EntitlementId",'
+                ' "EntitlementDescription", "ChargeStartDate"::text, "ChargeEndDate"::text, "ChargeType",'
                 ' "MeterCategory", "MeterName", "Unit", "UnitPrice"::text, "Quantity"::text,'
-                ' "BillingPreTaxTotal"::text, "BillingCurrency")), \'[]\'),'
+                ' "BillingPreTaxTotal"::text, "BillingCurrency", "Tier2MpnId", "MeterId",'
+                ' "SubscriptionDescription")), \'[]\'),'
                 ' coalesce(sum("BillingPreTaxTotal"), 0)::text, count(*), bool_and("PartnerId" = %s))'
                 ' FROM overage.reconciliation(%s, \'%s\')' % (lit(p), lit(p), mo.isoformat()))
             rows = rec[0]
