@@ -24,7 +24,7 @@ PGFILEDESC = "overage - telecom overage billing"
 # Released scripts are frozen in src/released/.  When 1.2 is released, the two
 # built scripts are copied there and the next version starts a new update.
 SQL_SOURCES = src/common.sql src/catalog.sql src/parties.sql src/holder.sql \
-              src/metering.sql src/verify.sql src/access.sql
+              src/metering.sql src/inputs.sql src/verify.sql src/access.sql
 DATA_built  = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--1.1--$(EXTVERSION).sql
 DATA        = $(sort $(wildcard src/released/$(EXTENSION)--*.sql))
 
