@@ -74,11 +74,15 @@ CREATE TABLE @extschema@.pstn_call (
 	customer_id			text NOT NULL,
 	call_type			text NOT NULL,
 	destination_context	text,
+	service_id			text NOT NULL,
+	user_id				text NOT NULL,
+	started_at			timestamptz NOT NULL,
+	duration_s			integer NOT NULL,
 	loaded_at			timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 
 COMMENT ON TABLE @extschema@.pstn_call IS
-'Graph call records ingested by ingest_pstn_calls, one per pstnCallLogRow id: the id is the identity of a call, so a row delivered again (also by a concurrent load) is a duplicate and writes nothing. usage_id is the call in overage.usage. Operator only.';
+'Graph call records ingested by ingest_pstn_calls, one per pstnCallLogRow id, as received (kind, service, user, start, duration): the id is the identity of a call, so a row delivered again (also by a concurrent load) is a duplicate and writes nothing. usage_id is the call in overage.usage. Operator only.';
 COMMENT ON COLUMN @extschema@.pstn_call.call_id IS
 'pstnCallLogRow.id (a GUID)';
 COMMENT ON COLUMN @extschema@.pstn_call.usage_id IS
@@ -352,6 +356,7 @@ DECLARE
 	bad		record;
 	n		bigint;
 	hit		boolean := false;
+	refused	boolean := false;
 BEGIN
 	PERFORM @extschema@._require('customer_id', ingest_pstn_calls.customer_id);
 	PERFORM @extschema@._authorize('operate', NULL);
@@ -393,6 +398,27 @@ BEGIN
 	 * fails the cast, and is then looked for row by row.
 	 */
 	BEGIN
+		-- the fast pass: is every row well-formed?  (one expression per
+		-- row; the slow query below only runs to name a bad row)
+		PERFORM 1
+		  FROM jsonb_to_recordset(arr)
+				 AS x(id jsonb, "userId" jsonb, "startDateTime" jsonb, duration jsonb,
+					  "callType" jsonb, "destinationContext" jsonb)
+		 WHERE NOT coalesce(
+				jsonb_typeof(x.id) = 'string'
+				AND (x.id #>> '{}') ~* '^\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?$'
+				AND jsonb_typeof(x."userId") = 'string' AND (x."userId" #>> '{}') <> ''
+				AND jsonb_typeof(x."startDateTime") = 'string'
+				AND (x."startDateTime" #>> '{}')
+					~ '^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$'
+				AND (x."startDateTime" #>> '{}')::timestamptz <= now() + interval '1 day'
+				AND jsonb_typeof(x.duration) = 'number'
+				AND x.duration::numeric = trunc(x.duration::numeric)
+				AND x.duration::numeric > 0 AND x.duration::numeric <= 86400
+				AND jsonb_typeof(x."callType") = 'string'
+				AND coalesce(jsonb_typeof(x."destinationContext") IN ('string', 'null'), true), false)
+		 LIMIT 1;
+		IF FOUND THEN
 		SELECT x.ord, x.id #>> '{}' AS id, c.prop, c.why, c.val INTO bad
 		  FROM ROWS FROM (jsonb_to_recordset(arr)
 				 AS (id jsonb, "userId" jsonb, "startDateTime" jsonb, duration jsonb,
@@ -432,8 +458,9 @@ BEGIN
 				) AS v(prop, val, why) WHERE v.why IS NOT NULL LIMIT 1) c
 		 ORDER BY x.ord
 		 LIMIT 1;
+		refused := FOUND;
+		END IF;
 	EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
-		bad := NULL;
 		FOR bad IN
 			SELECT e.ord, e.r ->> 'id' AS id, 'startDateTime'::text AS prop,
 				   'is not a real instant'::text AS why, e.r -> 'startDateTime' AS val
@@ -450,8 +477,9 @@ BEGIN
 		IF NOT hit THEN
 			RAISE;			-- not a row's startDateTime after all
 		END IF;
+		refused := true;
 	END;
-	IF bad.prop IS NOT NULL THEN
+	IF refused THEN
 		PERFORM @extschema@._pstn_refuse(bad.ord, bad.id, bad.prop, bad.why, bad.val);
 	END IF;
 
@@ -505,18 +533,22 @@ BEGIN
 		SELECT f.*, nextval('@extschema@.usage_usage_id_seq'::regclass) AS usage_id
 		  FROM fresh f
 	), stored AS (
-		INSERT INTO @extschema@.pstn_call (call_id, usage_id, customer_id, call_type, destination_context)
-		SELECT n.call_id, n.usage_id, ingest_pstn_calls.customer_id, n.call_type, n.dc
+		-- RETURNING carries the call on: no join back to the rows (whose
+		-- count the planner cannot know, so it could loop over them)
+		INSERT INTO @extschema@.pstn_call (call_id, usage_id, customer_id, call_type,
+										   destination_context, service_id, user_id,
+										   started_at, duration_s)
+		SELECT n.call_id, n.usage_id, ingest_pstn_calls.customer_id, n.call_type, n.dc,
+			   n.service_id, n.user_id, n.started_at, n.duration_s
 		  FROM numbered n
 		ON CONFLICT (call_id) DO NOTHING
-		RETURNING call_id, usage_id
+		RETURNING usage_id, customer_id, service_id, user_id, started_at, duration_s
 	), used AS (
 		INSERT INTO @extschema@.usage
 			(usage_id, customer_id, service_id, user_id, started_at, duration_s)
 			OVERRIDING SYSTEM VALUE
-		SELECT s.usage_id, ingest_pstn_calls.customer_id, n.service_id, n.user_id,
-			   n.started_at, n.duration_s
-		  FROM stored s JOIN numbered n ON n.call_id = s.call_id
+		SELECT s.usage_id, s.customer_id, s.service_id, s.user_id, s.started_at, s.duration_s
+		  FROM stored s
 		RETURNING 1
 	)
 	SELECT count(*) INTO n FROM used;

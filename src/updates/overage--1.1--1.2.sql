@@ -97,11 +97,15 @@ CREATE TABLE @extschema@.pstn_call (
 	customer_id			text NOT NULL,
 	call_type			text NOT NULL,
 	destination_context	text,
+	service_id			text NOT NULL,
+	user_id				text NOT NULL,
+	started_at			timestamptz NOT NULL,
+	duration_s			integer NOT NULL,
 	loaded_at			timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 
 COMMENT ON TABLE @extschema@.pstn_call IS
-'Graph call records ingested by ingest_pstn_calls, one per pstnCallLogRow id: the id is the identity of a call, so a row delivered again (also by a concurrent load) is a duplicate and writes nothing. usage_id is the call in overage.usage. Operator only.';
+'Graph call records ingested by ingest_pstn_calls, one per pstnCallLogRow id, as received (kind, service, user, start, duration): the id is the identity of a call, so a row delivered again (also by a concurrent load) is a duplicate and writes nothing. usage_id is the call in overage.usage. Operator only.';
 COMMENT ON COLUMN @extschema@.pstn_call.call_id IS
 'pstnCallLogRow.id (a GUID)';
 COMMENT ON COLUMN @extschema@.pstn_call.usage_id IS
