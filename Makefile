@@ -19,13 +19,17 @@ PGFILEDESC = "overage - telecom overage billing"
 #
 #   overage--1.2.sql         every file's tables, then every file's definitions
 #   overage--1.1--1.2.sql    src/updates/overage--1.1--1.2.sql (what the 1.1
-#                            catalog needs first), then every file's definitions
+#                            catalog needs first), the tables of the files new
+#                            in 1.2 (SQL_NEW), then every file's definitions
 #
 # Released scripts are frozen in src/released/.  When 1.2 is released, the two
 # built scripts are copied there and the next version starts a new update.
 SQL_SOURCES = src/common.sql src/catalog.sql src/parties.sql src/holder.sql \
-              src/transfer.sql \
-              src/metering.sql src/verify.sql src/access.sql
+              src/transfer.sql src/metering.sql src/inputs.sql src/verify.sql \
+              src/access.sql
+# files whose every table is new in 1.2: the upgrade script takes their
+# tables parts as they are, after src/updates/ and before the definitions
+SQL_NEW     = src/transfer.sql src/inputs.sql
 DATA_built  = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--1.1--$(EXTVERSION).sql
 DATA        = $(sort $(wildcard src/released/$(EXTENSION)--*.sql))
 
@@ -47,9 +51,9 @@ include $(PGXS)
 $(OBJS): $(wildcard src/*.h)
 
 # part=tables: the lines above each file's DEFINITIONS line; part=definitions:
-# the lines from it on
+# the lines from it on; of the files $(2) (default: all of SQL_SOURCES)
 split_sql = awk -v part=$(1) 'FNR == 1 { d = 0 } /^-- DEFINITIONS:/ { d = 1 } \
-	(part == "definitions") == d' $(SQL_SOURCES)
+	(part == "definitions") == d' $(or $(2),$(SQL_SOURCES))
 
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) Makefile
 	{ echo '/* $@: built by the Makefile from $(SQL_SOURCES); edit those */'; \
@@ -57,7 +61,7 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) Makefile
 	  $(call split_sql,tables); $(call split_sql,definitions); } > $@
 
 $(EXTENSION)--1.1--$(EXTVERSION).sql: src/updates/$(EXTENSION)--1.1--$(EXTVERSION).sql $(SQL_SOURCES) Makefile
-	{ cat $<; $(call split_sql,definitions); } > $@
+	{ cat $<; $(call split_sql,tables,$(SQL_NEW)); $(call split_sql,definitions); } > $@
 
 # C under AddressSanitizer + UBSan (and VALGRIND=1: the fuzz script under
 # valgrind); slow, not part of the CI test command.  See test/asan/run.sh.

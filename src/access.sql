@@ -515,8 +515,10 @@ REVOKE ALL ON ALL TABLES IN SCHEMA @extschema@ FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA @extschema@ FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA @extschema@ FROM PUBLIC;
 
--- the price list is public; no partner data in it
-GRANT SELECT ON @extschema@.service, @extschema@.sku, @extschema@.sku_service
+-- the price list is public; no partner data in it (nor in the prices by
+-- market and date, nor in which service a kind of call is metered on)
+GRANT SELECT ON @extschema@.service, @extschema@.sku, @extschema@.sku_service,
+	@extschema@.service_price, @extschema@.call_mapping
 	TO PUBLIC;
 -- the months and when they were closed: no partner data
 GRANT SELECT ON @extschema@.billing_month TO PUBLIC;

@@ -10,7 +10,9 @@
  * straight from the executor (a DestReceiver: no row is copied into an
  * SPI tuple table) in index order -- month, customer, service,
  * started_at, usage_id, an index-only scan of usage_rating -- and feeds
- * each group's calls to the rating engine (rating.c).  When a group ends
+ * each group's calls to the rating engine (rating.c).  The price book
+ * (service prices, service_price periods, customers' markets) is loaded
+ * once before the scan, so a call's price is a step in an array.  When a group ends
  * its lines go to the result tuplestore (which spills to disk past
  * work_mem), so memory stays bounded whatever the number of calls.
  *
@@ -40,36 +42,6 @@
 
 PG_FUNCTION_INFO_V1(rate_month);
 
-/* the lines of a finished group: one per holder subscription, unassigned */
-static void
-emit_group(ReturnSetInfo *rsinfo, RateGroup *g)
-{
-	Datum		values[6];
-	bool		nulls[6] = {false, false, false, false, false, false};
-
-	if (g == NULL || g->overage == 0)
-		return;
-	values[0] = CStringGetTextDatum(g->customer);
-	values[1] = CStringGetTextDatum(g->service);
-	for (int i = 0; i < g->ntotals; i++)
-	{
-		values[2] = CStringGetTextDatum(g->totals[i].partner);
-		values[3] = UUIDPGetDatum(&g->totals[i].subscription);
-		values[4] = Int64GetDatum(g->totals[i].seconds);
-		/* 1.0 and 1.1 declare five columns: no reseller */
-		nulls[5] = g->totals[i].reseller == NULL || rsinfo->setDesc->natts < 6;
-		values[5] = nulls[5] ? (Datum) 0 :
-			CStringGetTextDatum(g->totals[i].reseller);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
-	if (g->unassigned > 0)
-	{
-		nulls[2] = nulls[3] = nulls[5] = true;
-		values[4] = Int64GetDatum(g->unassigned);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
-}
-
 /* does the text Datum equal the C string s of length len */
 static inline bool
 text_eq(Datum d, const char *s, int len)
@@ -94,6 +66,54 @@ typedef struct RateReceiver
 	int			slen;
 } RateReceiver;
 
+/*
+ * the lines of a finished group: one per (holder subscription, reseller,
+ * price), and one unassigned line per price.  1.0 and 1.1 declare five
+ * columns (no price, no reseller); 1.2 eight.
+ */
+static void
+emit_group(RateReceiver *r, RateGroup *g)
+{
+	ReturnSetInfo *rsinfo = r->rsinfo;
+	Datum		values[8];
+	bool		nulls[8];
+	bool		with_prices = rsinfo->setDesc->natts >= 7;
+	bool		with_reseller = rsinfo->setDesc->natts >= 8;
+
+	if (g == NULL || g->overage == 0)
+		return;
+	values[0] = CStringGetTextDatum(g->customer);
+	values[1] = CStringGetTextDatum(g->service);
+	for (int i = 0; i < g->ntotals; i++)
+	{
+		HolderTotal *t = &g->totals[i];
+
+		memset(nulls, 0, sizeof(nulls));
+		if (t->partner != NULL)
+		{
+			values[2] = CStringGetTextDatum(t->partner);
+			values[3] = UUIDPGetDatum(&t->subscription);
+		}
+		else
+			nulls[2] = nulls[3] = true;
+		values[4] = Int64GetDatum(t->seconds);
+		if (!with_prices)
+			;					/* 1.1's _rate_month: five columns */
+		else if (t->price >= 0)
+		{
+			values[5] = r->set->prices[t->price].unit_price;
+			values[6] = CStringGetTextDatum(r->set->prices[t->price].currency);
+		}
+		else
+			nulls[5] = nulls[6] = true;
+		if (with_reseller && t->partner != NULL && t->reseller != NULL)
+			values[7] = CStringGetTextDatum(t->reseller);
+		else
+			nulls[7] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
 static bool
 rate_receive(TupleTableSlot *slot, DestReceiver *self)
 {
@@ -115,12 +135,13 @@ rate_receive(TupleTableSlot *slot, DestReceiver *self)
 		char	   *cs = TextDatumGetCString(c);
 		char	   *ss = TextDatumGetCString(s);
 
-		emit_group(r->rsinfo, r->group);
+		emit_group(r, r->group);
 		r->group = rating_group(r->set, cs, ss);
 		pfree(cs);
 		pfree(ss);
 		r->clen = strlen(r->group->customer);
 		r->slen = strlen(r->group->service);
+		rating_group_prices(r->set, r->group);
 		rating_begin(r->group);
 	}
 	rating_call(r->group, t, d);
@@ -145,11 +166,13 @@ rate_destroy(DestReceiver *self)
 /*
  * rate_month(month date) RETURNS TABLE(customer_id text, service_id text,
  *		partner_id text, subscription_id uuid, overage_seconds bigint,
- *		reseller_id text)
+ *		unit_price numeric, currency text, reseller_id text)
  *
  * The overage seconds of the calendar month (UTC) that holds the date, per
- * (customer, service, holder subscription, reseller), and unassigned (partner and
- * subscription NULL).  Only groups with overage give lines.
+ * (customer, service, holder subscription, reseller, price), and unassigned
+ * (partner, subscription and reseller NULL) per price.  The library also
+ * serves the 1.0/1.1 declaration of five columns (no price, no reseller)
+ * until ALTER EXTENSION UPDATE.  Only groups with overage give lines.
  */
 Datum
 rate_month(PG_FUNCTION_ARGS)
@@ -173,7 +196,7 @@ rate_month(PG_FUNCTION_ARGS)
 
 	overage_init_materialized_srf(fcinfo);
 
-	(void) overage_month_of((TimestampTz) month * USECS_PER_DAY, &mstart, &mend);
+	month = overage_month_of((TimestampTz) month * USECS_PER_DAY, &mstart, &mend);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -181,6 +204,9 @@ rate_month(PG_FUNCTION_ARGS)
 	set = rating_set_create(CurrentMemoryContext);
 	rating_load_pools(set, mstart, mend, NULL, NULL);
 	rating_load_holders(set, mstart, mend, NULL, NULL);
+	/* the prices, unless called by 1.1's SQL (five columns, no prices) */
+	if (rsinfo->setDesc->natts >= 7)
+		rating_load_prices(set, mstart, mend, month);
 
 	/* $1: the month start as a timestamp without time zone, as in the index */
 	if (calls_plan == NULL)
@@ -221,7 +247,7 @@ rate_month(PG_FUNCTION_ARGS)
 	rc = SPI_execute_plan_extended(calls_plan, &options);
 	if (rc < 0)
 		elog(ERROR, "rate_month: calls query failed: %s", SPI_result_code_string(rc));
-	emit_group(rsinfo, receiver.group);
+	emit_group(&receiver, receiver.group);
 	SPI_finish();
 
 	return (Datum) 0;

@@ -212,13 +212,14 @@ CREATE OR REPLACE TRIGGER usage_authorize
 
 CREATE OR REPLACE FUNCTION @extschema@._rate_month(month date)
 RETURNS TABLE(customer_id text, service_id text, partner_id text,
-			  subscription_id uuid, overage_seconds bigint, reseller_id text)
+			  subscription_id uuid, overage_seconds bigint,
+			  unit_price numeric, currency text, reseller_id text)
 AS 'MODULE_PATHNAME', 'rate_month'
 LANGUAGE C STRICT
 SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION @extschema@._rate_month(date) IS
-'Internal: overage seconds of the calendar month (UTC) holding the date, per (customer, service, holder subscription, reseller) and unassigned (partner NULL), by the attribution engine';
+'Internal: overage seconds of the calendar month (UTC) holding the date, per (customer, service, holder subscription, reseller, price) and unassigned (partner NULL) per price, by the attribution engine; the price of a call is the service_price of its customer''s market in effect at its start, else the service''s own';
 
 CREATE OR REPLACE FUNCTION @extschema@._rate_status(customer_id text, service_id text,
 													at timestamptz,
@@ -241,14 +242,13 @@ AS $$
 	SELECT m.m, r.partner_id, r.customer_id, r.service_id, r.subscription_id,
 		   r.overage_seconds,
 		   round(r.overage_seconds / 60.0, 6)::numeric(18,6),
-		   sv.unit_price,
-		   round(r.overage_seconds * sv.unit_price / 60, 2)::numeric(18,2),
-		   sv.currency, r.reseller_id
+		   r.unit_price,
+		   round(r.overage_seconds * r.unit_price / 60, 2)::numeric(18,2),
+		   r.currency, r.reseller_id
 	  FROM (SELECT date_trunc('month', _month_lines.month::timestamp)::date) AS m(m),
 		   LATERAL @extschema@._rate_month(m.m) r
-	  JOIN @extschema@.service sv ON sv.service_id OPERATOR(pg_catalog.=) r.service_id
 	 ORDER BY r.customer_id, r.service_id, r.partner_id NULLS LAST,
-			  r.subscription_id, r.reseller_id NULLS FIRST
+			  r.subscription_id, r.reseller_id NULLS FIRST, r.unit_price, r.currency
 $$;
 
 COMMENT ON FUNCTION @extschema@._month_lines(date) IS

@@ -17,17 +17,25 @@
  *					zero-length periods are dropped (they contain no
  *					instant); before the first span nobody holds it.
  *
+ * For the month's lines (close.c) each group also gets its prices from a
+ * price book loaded once per computation (rating_load_prices, three
+ * queries, never one per call or per group): the periods of
+ * overage.service_price for the customer's market and the service's own
+ * price where no period applies.  Each distinct (unit price, currency)
+ * is an index into the book, so totals are kept per (holder subscription,
+ * reseller, price).
+ *
  * The calls of the group are then fed in order of (started_at, usage_id)
  * to rating_call(), which keeps included_before (the included seconds of
  * the earlier calls: overage seconds never consume the pool, SPEC 1.2),
  * computes
  *		included = clamp(pool(t) - included_before, 0, d),  overage = d - included
- * and adds the overage to the subscription holding the overage at t, or to
- * the unassigned seconds.  (Version 1.1 subtracted all earlier seconds,
- * used_before; the rule changed in 1.2, months closed before keep their
- * lines.)  Walking is forward only, so a call costs O(1)
- * amortised and the memory of a group is the size of its histories, never
- * the number of its calls.
+ * and adds the overage to the (subscription, reseller) holding the
+ * overage at t, or to the unassigned seconds, at the price in effect at t.
+ * (Version 1.1 subtracted all earlier seconds, used_before; the rule
+ * changed in 1.2, months closed before keep their lines.)  Walking is
+ * forward only, so a call costs O(1) amortised and the memory of a group
+ * is the size of its histories, never the number of its calls.
  *
  *-------------------------------------------------------------------------
  */
@@ -37,6 +45,7 @@
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/memutils.h"
 
 #include "overage.h"
@@ -82,10 +91,58 @@ rating_set_create(MemoryContext parent)
 	ctl.match = group_match;
 	ctl.hcxt = cxt;
 
+	memset(set, 0, sizeof(RatingSet));
 	set->cxt = cxt;
 	set->groups = hash_create("overage rating groups", 1024, &ctl,
 							  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 	return set;
+}
+
+/* an entry of the price book's tables, keyed by two strings */
+typedef struct BookEntry
+{
+	GroupKey	key;			/* must be first */
+	char	   *market;			/* markets: the customer's market */
+	int			fallback;		/* fallbacks: the service's own price */
+	PricePeriod *periods;		/* schedules */
+	int			nperiods;
+	int			maxperiods;
+} BookEntry;
+
+static HTAB *
+book_table(MemoryContext cxt, const char *name)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(GroupKey);
+	ctl.entrysize = sizeof(BookEntry);
+	ctl.hash = group_hash;
+	ctl.match = group_match;
+	ctl.hcxt = cxt;
+	return hash_create(name, 256, &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+static BookEntry *
+book_entry(HTAB *table, MemoryContext cxt, const char *a, const char *b,
+		   HASHACTION action)
+{
+	GroupKey	key;
+	BookEntry  *e;
+	bool		found;
+
+	key.customer = (char *) a;
+	key.service = (char *) b;
+	e = (BookEntry *) hash_search(table, &key, action, &found);
+	if (e != NULL && !found)
+	{
+		memset(e, 0, sizeof(BookEntry));
+		e->key.customer = MemoryContextStrdup(cxt, a);
+		e->key.service = MemoryContextStrdup(cxt, b);
+		e->fallback = -1;
+	}
+	return e;
 }
 
 /* the group of (customer, service), created empty (pool 0, never held) */
@@ -105,6 +162,7 @@ rating_group(RatingSet *set, const char *customer, const char *service)
 		g->customer = MemoryContextStrdup(set->cxt, customer);
 		g->service = MemoryContextStrdup(set->cxt, service);
 		g->cxt = set->cxt;
+		g->fallback = -1;
 	}
 	return g;
 }
@@ -302,6 +360,172 @@ rating_load_holders(RatingSet *set, TimestampTz from, TimestampTz to,
 	SPI_freetuptable(SPI_tuptable);
 }
 
+static int
+period_cmp(const void *a, const void *b)
+{
+	TimestampTz x = ((const PricePeriod *) a)->from;
+	TimestampTz y = ((const PricePeriod *) b)->from;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * rating_load_prices
+ *		The price book of [from, to) (the month whose first day is month):
+ *		every distinct (unit price, currency) of the service prices and of
+ *		the service_price periods overlapping the month, the periods per
+ *		(service, market) in order, and the market of every customer with
+ *		calls in the month (usage_month).  Three queries per computation,
+ *		whatever the number of calls.  Markets are compared in upper case.
+ */
+void
+rating_load_prices(RatingSet *set, TimestampTz from, TimestampTz to,
+				   DateADT month)
+{
+	static SPIPlanPtr prices_plan = NULL;
+	static SPIPlanPtr markets_plan = NULL;
+	MemoryContext old;
+	Oid			argtypes[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[2];
+	Oid			dtype[1] = {DATEOID};
+	Datum		dvalue[1];
+	HASH_SEQ_STATUS seq;
+	BookEntry  *e;
+
+	set->schedules = book_table(set->cxt, "overage price schedules");
+	set->fallbacks = book_table(set->cxt, "overage service prices");
+	set->markets = book_table(set->cxt, "overage customer markets");
+
+	values[0] = TimestampTzGetDatum(from);
+	values[1] = TimestampTzGetDatum(to);
+	overage_spi_exec(&prices_plan,
+					 "WITH p AS ("
+					 " SELECT sp.service_id, upper(sp.market) AS market, sp.effective_from,"
+					 "  sp.effective_to, sp.unit_price, sp.currency"
+					 " FROM overage.service_price sp"
+					 " WHERE sp.effective_from < $2"
+					 "  AND (sp.effective_to IS NULL OR sp.effective_to > $1)"
+					 " UNION ALL"
+					 " SELECT s.service_id, NULL, NULL, NULL, s.unit_price, s.currency"
+					 " FROM overage.service s)"
+					 " SELECT p.service_id, p.market, p.effective_from, p.effective_to,"
+					 "  p.unit_price, p.currency,"
+					 "  (dense_rank() OVER (ORDER BY p.unit_price, p.currency))::int4 - 1"
+					 " FROM p ORDER BY 7",
+					 2, argtypes, values, NULL, 0);
+
+	old = MemoryContextSwitchTo(set->cxt);
+	set->prices = palloc0(sizeof(RatePrice) * (SPI_processed + 1));
+	set->nprices = 0;
+	MemoryContextSwitchTo(old);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *service = spi_text(tup, desc, 1);
+		char	   *market = spi_text(tup, desc, 2);
+		bool		isnull;
+		int			price = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+
+		if (price == set->nprices)
+		{
+			Datum		d = SPI_getbinval(tup, desc, 5, &isnull);
+
+			old = MemoryContextSwitchTo(set->cxt);
+			set->prices[price].unit_price = datumCopy(d, false, -1);
+			set->prices[price].currency = spi_text(tup, desc, 6);
+			MemoryContextSwitchTo(old);
+			set->nprices++;
+		}
+		if (market == NULL)
+		{
+			e = book_entry(set->fallbacks, set->cxt, service, "", HASH_ENTER);
+			e->fallback = price;
+		}
+		else
+		{
+			PricePeriod *p;
+			Datum		d;
+
+			e = book_entry(set->schedules, set->cxt, service, market, HASH_ENTER);
+			if (e->nperiods == e->maxperiods)
+			{
+				e->maxperiods = e->maxperiods ? e->maxperiods * 2 : 4;
+				e->periods = e->periods ?
+					repalloc(e->periods, sizeof(PricePeriod) * e->maxperiods) :
+					MemoryContextAlloc(set->cxt, sizeof(PricePeriod) * e->maxperiods);
+			}
+			p = &e->periods[e->nperiods++];
+			p->from = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+			d = SPI_getbinval(tup, desc, 4, &isnull);
+			p->to_open = isnull;
+			p->to = isnull ? DT_NOEND : DatumGetTimestampTz(d);
+			p->price = price;
+		}
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+	hash_seq_init(&seq, set->schedules);
+	while ((e = (BookEntry *) hash_seq_search(&seq)) != NULL)
+		if (e->nperiods > 1)
+			qsort(e->periods, e->nperiods, sizeof(PricePeriod), period_cmp);
+
+	dvalue[0] = DateADTGetDatum(month);
+	overage_spi_exec(&markets_plan,
+					 "SELECT c.customer_id, upper(c.country) FROM overage.customer c"
+					 " WHERE c.country IS NOT NULL AND c.customer_id IN"
+					 " (SELECT f.customer_id FROM overage.usage_month f WHERE f.month = $1)",
+					 1, dtype, dvalue, NULL, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *customer = spi_text(tup, desc, 1);
+
+		e = book_entry(set->markets, set->cxt, customer, "", HASH_ENTER);
+		e->market = MemoryContextStrdup(set->cxt, spi_text(tup, desc, 2));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	set->prices_loaded = true;
+}
+
+/* the group's prices from the book: its customer's market's periods and
+ * its service's own price (a hash lookup per group, never per call) */
+void
+rating_group_prices(RatingSet *set, RateGroup *g)
+{
+	BookEntry  *e;
+
+	if (!set->prices_loaded)
+		return;
+	e = book_entry(set->fallbacks, set->cxt, g->service, "", HASH_FIND);
+	g->fallback = e ? e->fallback : -1;
+	g->periods = NULL;
+	g->nperiods = 0;
+	e = book_entry(set->markets, set->cxt, g->customer, "", HASH_FIND);
+	if (e != NULL)
+	{
+		e = book_entry(set->schedules, set->cxt, g->service, e->market, HASH_FIND);
+		if (e != NULL)
+		{
+			g->periods = e->periods;
+			g->nperiods = e->nperiods;
+		}
+	}
+}
+
+/* the price in effect at t; t must not go backwards between calls */
+static int
+price_at(RateGroup *g, TimestampTz t)
+{
+	while (g->pricepos < g->nperiods && !g->periods[g->pricepos].to_open &&
+		   g->periods[g->pricepos].to <= t)
+		g->pricepos++;
+	if (g->pricepos < g->nperiods && g->periods[g->pricepos].from <= t)
+		return g->periods[g->pricepos].price;
+	return g->fallback;
+}
+
 /* start walking the group's calls from the beginning of its month */
 void
 rating_begin(RateGroup *g)
@@ -316,6 +540,7 @@ rating_begin(RateGroup *g)
 	}
 	g->evpos = 0;
 	g->spanpos = 0;
+	g->pricepos = 0;
 	g->pool = 0;
 	g->used = 0;
 	g->included = 0;
@@ -367,14 +592,20 @@ reseller_eq(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-/* the lines' key within a group: (holder subscription, reseller) */
+/*
+ * add seconds to the total of a line of the group: its key is (holder
+ * subscription, reseller, price); span NULL: unassigned, at that price
+ */
 static void
-add_total(RateGroup *g, HolderSpan *span, int64 seconds)
+add_total(RateGroup *g, HolderSpan *span, int price, int64 seconds)
 {
 	for (int i = 0; i < g->ntotals; i++)
-		if (memcmp(&g->totals[i].subscription, &span->subscription,
-				   sizeof(pg_uuid_t)) == 0 &&
-			reseller_eq(g->totals[i].reseller, span->reseller))
+		if (g->totals[i].price == price &&
+			(span == NULL ? g->totals[i].partner == NULL :
+			 (g->totals[i].partner != NULL &&
+			  memcmp(&g->totals[i].subscription, &span->subscription,
+					 sizeof(pg_uuid_t)) == 0 &&
+			  reseller_eq(g->totals[i].reseller, span->reseller))))
 		{
 			g->totals[i].seconds += seconds;
 			return;
@@ -388,9 +619,14 @@ add_total(RateGroup *g, HolderSpan *span, int64 seconds)
 			repalloc(g->totals, sizeof(HolderTotal) * g->maxtotals) :
 			MemoryContextAlloc(cxt, sizeof(HolderTotal) * g->maxtotals);
 	}
-	g->totals[g->ntotals].partner = span->partner;
-	g->totals[g->ntotals].subscription = span->subscription;
-	g->totals[g->ntotals].reseller = span->reseller;
+	memset(&g->totals[g->ntotals], 0, sizeof(HolderTotal));
+	if (span != NULL)
+	{
+		g->totals[g->ntotals].partner = span->partner;
+		g->totals[g->ntotals].subscription = span->subscription;
+		g->totals[g->ntotals].reseller = span->reseller;
+	}
+	g->totals[g->ntotals].price = price;
 	g->totals[g->ntotals].seconds = seconds;
 	g->ntotals++;
 }
@@ -406,6 +642,7 @@ rating_call(RateGroup *g, TimestampTz t, int32 duration)
 	int64		pool = rating_pool_at(g, t);
 	int64		included = pool - g->included;
 	int64		over;
+	int			price;
 
 	if (included < 0)
 		included = 0;
@@ -417,6 +654,7 @@ rating_call(RateGroup *g, TimestampTz t, int32 duration)
 	if (over == 0)
 		return;
 	g->overage += over;
+	price = price_at(g, t);
 
 	/* the span containing t, if any */
 	while (g->spanpos < g->nspans && !g->spans[g->spanpos].to_open &&
@@ -424,7 +662,10 @@ rating_call(RateGroup *g, TimestampTz t, int32 duration)
 		g->spanpos++;
 	if (g->spanpos < g->nspans && g->spans[g->spanpos].from <= t &&
 		g->spans[g->spanpos].partner != NULL)
-		add_total(g, &g->spans[g->spanpos], over);
+		add_total(g, &g->spans[g->spanpos], price, over);
 	else
+	{
 		g->unassigned += over;
+		add_total(g, NULL, price, over);
+	}
 }

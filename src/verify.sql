@@ -287,7 +287,9 @@ BEGIN
 	 * charge_lines: the charge lines are what close_month wrote: lines
 	 * only in closed months, as many as billing_month.lines says, one per
 	 * (subscription, customer, service, unit price), quantity and amount
-	 * computed from the seconds and the price, and each assigned line's
+	 * computed from the seconds and the price, the price being the
+	 * service's own or one of service_price for the customer's market
+	 * during the month (judged against today's prices), and each assigned line's
 	 * subscription held the overage of its (customer, service) during
 	 * the month.  (It does not re-rate the month: preview_month does.)
 	 */
@@ -307,11 +309,29 @@ BEGIN
 			   CASE WHEN ch.quantity <> round(ch.overage_seconds / 60.0, 6)
 					  OR ch.amount <> round(ch.overage_seconds * ch.unit_price / 60, 2)
 					THEN ' (quantity or amount not computed from seconds and price)'
+					WHEN NOT pr.listed
+					THEN ' (price ' || ch.unit_price || ' ' || ch.currency || ' not the service''s nor its price in the customer''s market in the month)'
 					ELSE ' (the subscription did not hold the overage in the month)'
 			   END
 		  FROM @extschema@.charge ch
+		  -- the line's price is the service's own or a service_price of
+		  -- the customer's market overlapping the month
+		  CROSS JOIN LATERAL (SELECT
+				EXISTS (SELECT 1 FROM @extschema@.service sv
+						 WHERE sv.service_id = ch.service_id
+						   AND sv.unit_price = ch.unit_price AND sv.currency = ch.currency)
+				OR EXISTS (SELECT 1 FROM @extschema@.service_price sp
+							 JOIN @extschema@.customer cu ON cu.customer_id = ch.customer_id
+							WHERE sp.service_id = ch.service_id
+							  AND sp.market = upper(cu.country)
+							  AND sp.unit_price = ch.unit_price AND sp.currency = ch.currency
+							  AND sp.effective_from < (ch.month + interval '1 month') AT TIME ZONE 'UTC'
+							  AND (sp.effective_to IS NULL
+								   OR sp.effective_to > ch.month::timestamp AT TIME ZONE 'UTC'))
+				AS listed) pr
 		 WHERE ch.quantity <> round(ch.overage_seconds / 60.0, 6)
 			OR ch.amount <> round(ch.overage_seconds * ch.unit_price / 60, 2)
+			OR NOT pr.listed
 			OR (ch.partner_id IS NOT NULL
 				AND NOT EXISTS (SELECT 1 FROM @extschema@.holder_period p
 								 WHERE p.customer_id = ch.customer_id
@@ -327,7 +347,8 @@ BEGIN
 			   d.service_id || ' ' || coalesce(d.partner_id, 'unassigned') || ' (more than one line)'
 		  FROM (SELECT ch.*, count(*) OVER (PARTITION BY ch.month, ch.subscription_id,
 											ch.reseller_id, ch.customer_id,
-											ch.service_id, ch.unit_price) AS dup
+											ch.service_id, ch.unit_price,
+											ch.currency) AS dup
 				  FROM @extschema@.charge ch) d
 		 WHERE d.dup > 1) x;
 	RETURN QUERY SELECT * FROM @extschema@._verify_result('charge_lines', n, 'charge lines', bad);

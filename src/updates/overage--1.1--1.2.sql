@@ -85,67 +85,19 @@ COMMENT ON COLUMN @extschema@.agent.agent_role IS
 COMMENT ON COLUMN @extschema@.agent.customer_id IS
 'The customer a customer_admin acts for (1.2): it consents to or declines transfers of that customer''s overage and reads its overage and pools; NULL for every other agent role';
 
-/* signatures or result types that change: the definitions create them again */
+/*
+ * signatures or result types that change: the definitions create them
+ * again (_rate_month returns each line's reseller and price now)
+ */
 DROP FUNCTION @extschema@.assign_overage(text, text, text, uuid, timestamptz);
 DROP FUNCTION @extschema@.reconciliation(text, date);
 DROP FUNCTION @extschema@.add_agent(name, text, text);
 DROP FUNCTION @extschema@._rate_month(date);
 
-/* the three-party transfer (the same text as src/transfer.sql's tables part) */
-CREATE TABLE @extschema@.transfer (
-	transfer_id	uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-	customer_id	text NOT NULL REFERENCES @extschema@.customer,
-	service_id	text NOT NULL REFERENCES @extschema@.service,
-	from_partner_id text NOT NULL REFERENCES @extschema@.partner,
-	to_partner_id text NOT NULL REFERENCES @extschema@.partner,
-	to_subscription_id uuid NOT NULL REFERENCES @extschema@.subscription,
-	to_reseller_id text REFERENCES @extschema@.partner,
-	requested_at timestamptz NOT NULL,
-	requested_by name NOT NULL,
-	holder_consent_at timestamptz,
-	holder_consent_by name,
-	customer_consent_at timestamptz,
-	customer_consent_by name,
-	expires_at	timestamptz NOT NULL,
-	status		text NOT NULL DEFAULT 'pending',
-	closed_at	timestamptz,
-	closed_by	name,
-	CONSTRAINT transfer_status
-		CHECK (status IN ('pending', 'completed', 'declined', 'withdrawn',
-						  'expired', 'superseded')),
-	CONSTRAINT transfer_closed CHECK ((status = 'pending') = (closed_at IS NULL)),
-	CONSTRAINT transfer_parties CHECK (from_partner_id <> to_partner_id),
-	CONSTRAINT transfer_reseller
-		CHECK (to_reseller_id IS NULL OR to_reseller_id <> to_partner_id),
-	CONSTRAINT transfer_expiry CHECK (expires_at = requested_at + interval '7 days'),
-	CONSTRAINT transfer_consents
-		CHECK ((holder_consent_at IS NULL) = (holder_consent_by IS NULL)
-			   AND (customer_consent_at IS NULL) = (customer_consent_by IS NULL))
-);
-
--- at most one pending transfer per (customer, service); two concurrent
--- requests: the second waits for the first and then fails
-CREATE UNIQUE INDEX transfer_one_pending
-	ON @extschema@.transfer (customer_id, service_id) WHERE status = 'pending';
-CREATE INDEX transfer_customer
-	ON @extschema@.transfer (customer_id, service_id, requested_at);
-
-COMMENT ON TABLE @extschema@.transfer IS
-'Three-party transfers of a customer''s overage of a service from the holding partner to another partner (1.2). Every step is in the row; the holder change of a completed transfer is in assignment_log with reason transfer. Written by request_transfer, consent_transfer, decline_transfer and withdraw_transfer, and by the holder trigger (superseded). Visible to the two partners and the customer (row-level security).';
-COMMENT ON COLUMN @extschema@.transfer.from_partner_id IS
-'The partner holding the overage when the transfer was requested';
-COMMENT ON COLUMN @extschema@.transfer.to_partner_id IS
-'The requesting partner, to whose subscription to_subscription_id the overage moves';
-COMMENT ON COLUMN @extschema@.transfer.to_reseller_id IS
-'The indirect reseller the new holder acts for (as assign_overage''s reseller_id); NULL for a direct partner';
-COMMENT ON COLUMN @extschema@.transfer.expires_at IS
-'requested_at + 7 days: a consent, decline or withdrawal at or after it only records the expiry';
-COMMENT ON COLUMN @extschema@.transfer.status IS
-'pending | completed | declined | withdrawn | expired | superseded; only pending changes';
-COMMENT ON COLUMN @extschema@.transfer.closed_at IS
-'When the transfer left pending (expired: expires_at; superseded: the instant of the other holder change)';
-COMMENT ON COLUMN @extschema@.transfer.closed_by IS
-'Database role whose call closed it (for expired and superseded: the role whose call recorded it)';
-
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.transfer', '');
+/*
+ * New in 1.2, wholly: the tables parts of src/transfer.sql (the three-party
+ * transfer) and src/inputs.sql (price list staging, prices by market and
+ * date, Graph call kinds, Graph ids ingested) follow this file in the
+ * built upgrade script (Makefile, SQL_NEW), so they are not copied here.
+ */
 

@@ -36,21 +36,28 @@ SELECT l.log_id, l.customer_id AS customer, l.service_id AS service,
   FROM overage.assignment_log l ORDER BY l.log_id;
 
 \echo
-\echo '== The catalog: three SKUs from the price list, with their Tags'
+\echo '== The catalog: the Partner Center price list as downloaded (test/data/price_list_sample.csv)'
+-- the sample inputs live in test/data (run-demo.sh copies them beside the demo)
+\copy overage.price_list_import FROM '../data/price_list_sample.csv' (FORMAT csv, HEADER)
+SELECT count(*) AS price_list_rows, count(DISTINCT ("ProductId", "SkuId")) AS skus,
+	   string_agg(DISTINCT "Market", ' ') AS markets
+  FROM overage.price_list_import;
+\echo '   apply: one SKU per (ProductId, SkuId), title and Tags from the file'
+SELECT * FROM overage.apply_price_list();
+\echo '   applying the same file again changes nothing'
+SELECT count(*) AS changes FROM overage.apply_price_list();
+\echo '   the services and the minutes per licence are the operator''s (the price list has no minutes)'
 INSERT INTO overage.service (service_id, name, unit_price) VALUES
 	('PSTN-DOM', 'Domestic Calling', 0.0150),
 	('PSTN-INTL', 'International Calling', 0.1200);
-INSERT INTO overage.sku (product_id, sku_id, title, tags) VALUES
-	('CFQ7TTC0LF8Q', '0002', 'Microsoft 365 E5 with Calling Plan', 'Telco;IncludeOverage'),
-	('CFQ7TTC0LFLX', '0001', 'Microsoft 365 E3 with Domestic Calling Plan', 'Telco'),
-	('CFQ7TTC0LH18', '0001', 'Microsoft 365 Business Basic', NULL);
 INSERT INTO overage.sku_service VALUES
 	('CFQ7TTC0LF8Q', '0002', 'PSTN-DOM', 120),
 	('CFQ7TTC0LF8Q', '0002', 'PSTN-INTL', 0),
 	('CFQ7TTC0LFLX', '0001', 'PSTN-DOM', 120);
-SELECT product_id, sku_id, title, tags, includes_overage FROM overage.sku ORDER BY product_id;
+SELECT product_id, sku_id, title, tags, includes_overage FROM overage.sku ORDER BY product_id, sku_id;
 SELECT overage.sku_properties(product_id, sku_id) AS "SKU properties (catalog API)"
-  FROM overage.sku ORDER BY product_id;
+  FROM overage.sku WHERE product_id IN ('CFQ7TTC0LF8Q', 'CFQ7TTC0LFLX', 'CFQ7TTC0LH18')
+   AND sku_id IN ('0001', '0002') ORDER BY product_id, sku_id;
 
 \echo '== Partners and customers'
 INSERT INTO overage.partner VALUES

@@ -51,6 +51,30 @@ SELECT 'C-NORTHWIND', 'PSTN-DOM', 'sales@C-NORTHWIND', d, 600
   FROM generate_series('2026-10-01 09:00+00'::timestamptz, '2026-10-03 18:00+00', interval '3 hours') d;
 SELECT overage.purchase('P-CONTOSO', 'C-NORTHWIND', 'CFQ7TTC0LF8Q', '0002', 2, '2026-10-04 08:00+00') IS NOT NULL AS bought;
 
+\echo '== Prices by market and date: Domestic Calling costs 0.012 in Sweden until Oct 15, then 0.014;'
+\echo '   Norway pays 0.018 all month; every other market the service''s own 0.015 USD'
+INSERT INTO overage.service_price VALUES
+	('PSTN-DOM', 'SE', 'USD', 0.012, '2026-09-01', '2026-10-15'),
+	('PSTN-DOM', 'SE', 'USD', 0.014, '2026-10-15', NULL),
+	('PSTN-DOM', 'NO', 'USD', 0.018, '2026-09-01', NULL);
+SELECT * FROM overage.service_price ORDER BY service_id, market, effective_from;
+
+\echo '== Tailspin Toys'' call records from Microsoft Graph (getPstnCalls, test/data/graph_pstn_calls_sample.json)'
+INSERT INTO overage.call_mapping VALUES
+	('user_out', 'Domestic', 'PSTN-DOM'), ('user_out', 'International', 'PSTN-INTL'),
+	('user_in', NULL, 'PSTN-DOM'), ('user_out_conf', 'Domestic', 'PSTN-DOM'),
+	('user_out_transfer', 'Domestic', 'PSTN-DOM'), ('user_out_forwarding', 'International', 'PSTN-INTL'),
+	('conf_in', NULL, 'PSTN-DOM'), ('conf_out', 'Domestic', 'PSTN-DOM');
+SELECT * FROM overage.call_mapping ORDER BY 1, 2;
+\set graph `cat ../data/graph_pstn_calls_sample.json`
+SELECT * FROM overage.ingest_pstn_calls('C-TAILSPIN', :'graph');
+\echo '   the collector retries the same response: every row is a duplicate, nothing is written'
+SELECT * FROM overage.ingest_pstn_calls('C-TAILSPIN', :'graph');
+SELECT u.service_id, p.call_type, coalesce(p.destination_context, '(none)') AS destination_context,
+	   count(*) AS calls, sum(u.duration_s) / 60 AS minutes
+  FROM overage.pstn_call p JOIN overage.usage u USING (usage_id)
+ GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
+
 \echo '   ingest: one INSERT ... SELECT of October''s calls (about 40 per customer)'
 \timing on
 INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s)
@@ -105,7 +129,7 @@ SELECT overage.close_month('2026-10-01') AS lines_written;
 SELECT demo.try($$INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s)
 					 VALUES ('C-TAILSPIN', 'PSTN-DOM', 'late', '2026-10-31 23:00+00', 60)$$) AS late_call;
 
-\echo '== Tailspin Toys: the lines of its handoff month'
+\echo '== Tailspin Toys (market SE): the lines of its handoff month, split at the price change of Oct 15'
 SELECT coalesce(partner_id, '(unassigned)') AS partner, service_id, overage_seconds, quantity, unit_price, amount
   FROM overage.charge WHERE customer_id = 'C-TAILSPIN' ORDER BY service_id, partner_id NULLS FIRST;
 

@@ -19,10 +19,12 @@ make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
 # checkout's modes stay as they are
 DEMO=$(mktemp -d /tmp/overage-demo-sql.XXXXXX)
 trap 'rm -rf "$DEMO"' EXIT
-cp -R test/demo/. "$DEMO"
+mkdir "$DEMO/demo"
+cp -R test/demo/. "$DEMO/demo"
+cp -R test/data "$DEMO/data"
 chmod -R a+rX "$DEMO"
 
 OUT=${OVERAGE_DEMO_OUT:-/tmp/overage-demo}
 mkdir -p "$OUT" && chmod 777 "$OUT"
 export OVERAGE_DEMO_OUT=$OUT
-pg_virtualenv -v 15 bash "$DEMO/demo-inside.sh"
+pg_virtualenv -v 15 bash "$DEMO/demo/demo-inside.sh"

@@ -48,6 +48,7 @@ INSERT INTO fuzz.hostile VALUES
 	('text', $$'%s%s%s%n'$$),
 	('integer', 'NULL'), ('integer', '0'), ('integer', '-1'),
 	('integer', '2147483647'), ('integer', '-2147483648'),
+	('bigint', 'NULL'), ('bigint', '0'), ('bigint', '-9223372036854775808'),
 	('timestamptz', 'NULL'), ('timestamptz', $$'infinity'$$),
 	('timestamptz', $$'-infinity'$$), ('timestamptz', $$'4713-01-01 00:00:00+00 BC'$$),
 	('timestamptz', $$'294276-12-31 23:59:59+00'$$), ('timestamptz', $$'epoch'$$),
@@ -62,7 +63,19 @@ INSERT INTO fuzz.hostile VALUES
 	('jsonb', $$'{}'$$), ('jsonb', $$'{"type": 1, "overageEnabled": "yes"}'$$),
 	('jsonb', $$jsonb_build_object('type', repeat('x', 1048576), 'overageEnabled', true, 'azureEntitlementId', 'not-a-uuid')$$),
 	('jsonb', $$'{"type": "voice", "overageEnabled": true, "azureEntitlementId": "00000000-0000-0000-0000-000000000000", "partnerId": "P1"}'$$),
-	('jsonb', $$'{"type": "voice", "overageEnabled": false, "x": {"y": [1, 2]}}'$$);
+	('jsonb', $$'{"type": "voice", "overageEnabled": false, "x": {"y": [1, 2]}}'$$),
+	('jsonb', $$'[1, [], null, "a"]'$$), ('jsonb', $$'{"value": {}}'$$),
+	('jsonb', $$(SELECT jsonb_agg(jsonb_build_object('id', gen_random_uuid(), 'userId', repeat('u', 1000),
+		'startDateTime', '2026-02-10T00:00:00Z', 'duration', 2147483648, 'callType', 'x'))
+		FROM generate_series(1, 2000))$$),
+	('jsonb', $$'[{"id": "00000000-0000-0000-0000-000000000000", "userId": "u", "startDateTime": "294277-01-01T00:00:00Z", "duration": 1, "callType": "user_in"}]'$$),
+	('jsonb', $$'[{"id": "00000000-0000-0000-0000-000000000000", "userId": "u", "startDateTime": "2026-02-10T00:00:00Z", "duration": 1e400, "callType": "user_in"}]'$$);
+INSERT INTO overage.call_mapping VALUES ('user_in', NULL, 'voice');
+INSERT INTO overage.service_price VALUES ('voice', 'US', 'USD', 0.03, '2026-01-01', NULL);
+INSERT INTO overage.price_list_import ("ProductId", "SkuId", "SkuTitle", "Market", "Currency",
+	"UnitPrice", "EffectiveStartDate", "EffectiveEndDate", "Tags")
+VALUES ('E5', '0001', 'Microsoft 365 E5 with Calling Plan', 'US', 'USD', '57', '2026-01-01', '9999-11-30', 'IncludeOverage'),
+	   (repeat('x', 100000), chr(1), '', 'é', 'US$', '1e9', '2/30/2026 0:00', '99/99/9999 99:99 PM', repeat(';', 100000));
 
 -- every function with valid arguments (literal, type)
 CREATE TABLE fuzz.call (fn text, args text[], types text[]);
@@ -131,7 +144,13 @@ INSERT INTO fuzz.call VALUES
 	('overage.verify', ARRAY[]::text[], ARRAY[]::text[]),
 	('overage._verify_at', ARRAY[$$'2026-02-06'$$], ARRAY['timestamptz']),
 	('overage._verify_result', ARRAY[$$'check'$$, '3', $$'rows'$$, $$'{a,b}'::text[]$$],
-		ARRAY['text', 'integer', 'text', 'text[]']);
+		ARRAY['text', 'integer', 'text', 'text[]']),
+	('overage.apply_price_list', ARRAY[]::text[], ARRAY[]::text[]),
+	('overage._price_list_instant', ARRAY[$$'2/1/2023 0:00'$$], ARRAY['text']),
+	('overage.ingest_pstn_calls', ARRAY[$$'C1'$$, $$'[{"id": "00000000-0000-4000-8000-000000000001", "userId": "u", "startDateTime": "2026-02-10T00:00:00Z", "duration": 60, "callType": "user_in", "destinationContext": null}]'$$],
+		ARRAY['text', 'jsonb']),
+	('overage._pstn_refuse', ARRAY['1', $$'id'$$, $$'duration'$$, $$'is bad'$$, $$'1'$$],
+		ARRAY['bigint', 'text', 'text', 'text', 'jsonb']);
 
 -- the list above is checked against the catalog: every function of the
 -- extension that is not a trigger function is called

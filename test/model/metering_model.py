@@ -53,6 +53,15 @@ quantity increases) and shrink (cancel, quantity decrease).
 METER_RULE=1.1 makes the 1.1 rule the one checked (to run the same
 scenarios against a 1.1 build); the default is 1.2.
 
+Prices in time and place (SPEC 1.2 "Real inputs"): customers belong to
+markets (US, SE, DE, a lower-case 'us', or none), and overage.service_price
+gets random periods per (service, market), with price changes at random
+instants inside the months (and some calls exactly at them).  The model
+prices each call at the period of its customer's market in effect at its
+*start*, else at the service's own price in USD; a line is per (holder,
+customer, service, unit price, currency).  METER_PRICE_AT=end prices at the
+call's end instead (a broken rule, to show the test catches it).
+
 Exits 1 on the first disagreement, printing seed, step and both values.
 Standard library only; psql runs as one long-lived subprocess.
 
@@ -134,10 +143,13 @@ def amount2(seconds, price):
 class Model:
     """SPEC's metering rules over an independent history of the data."""
 
-    def __init__(self, minutes, prices, rule='1.2'):
+    def __init__(self, minutes, prices, rule='1.2', markets=None, periods=None):
         self.rule = rule            # '1.2' (SPEC); '1.1' only to check the harness on 1.1
         self.minutes = minutes      # (product, service) -> minutes per licence
-        self.prices = prices        # service -> Decimal
+        self.prices = prices        # service -> Decimal (USD), where no period applies
+        self.markets = markets or {}    # customer -> country as stored (may be None)
+        self.periods = periods or {}    # (service, market) -> [(from, to or None, price, currency)]
+        self.price_at_end = os.environ.get('METER_PRICE_AT') == 'end'
         self.subs = {}              # id -> dict(partner, customer, kind, product, created, ended, qhist)
         self.prov = {}              # (partner, customer) -> overage subscription id
         self.holders = {}           # (customer, service) -> [(at, sub or None, reseller or None)], in order of change
@@ -186,6 +198,19 @@ class Model:
                    and SKUS[s['product']][0] and svc in SKUS[s['product']][1]
                    and self.active(s, t) for s in self.subs.values())
 
+    def price(self, c, svc, call):
+        """(unit price, currency) of a call: the period of the customer's
+        market (upper case) in effect at the call's start, else the
+        service's own price."""
+        t = call['at']
+        if self.price_at_end:                       # the broken rule
+            t = t + datetime.timedelta(seconds=call['d'])
+        market = (self.markets.get(c) or '').upper()
+        for start, end, price, cur in self.periods.get((svc, market), []):
+            if start <= t and (end is None or t < end):
+                return price, cur
+        return self.prices[svc], 'USD'
+
     # -- attribution --------------------------------------------------------
     def attribute(self, c, svc, month, before=None, rule=None):
         """[(call, overage seconds, holder)] for the calls of (c, svc) in the
@@ -231,15 +256,17 @@ class Model:
         groups = {}
         keys = sorted(set((k['customer'], k['service']) for k in self.calls if month_of(k['at']) == month))
         for c, svc in keys:
-            for _, o, h in self.attribute(c, svc, month, rule=rule):
+            for k, o, h in self.attribute(c, svc, month, rule=rule):
                 if o > 0:
-                    g = (c, svc, h, self.prices[svc])
+                    g = (c, svc, h) + self.price(c, svc, k)
                     groups[g] = groups.get(g, 0) + o
         out = []
-        # 1.2: one line per (holder subscription, reseller, customer, service, price)
-        for (c, svc, h, price), secs in groups.items():
+        # 1.2: one line per (holder subscription, reseller, customer, service,
+        # unit price, currency), one unassigned line per (customer, service,
+        # unit price, currency)
+        for (c, svc, h, price, cur), secs in groups.items():
             out.append([month.isoformat(), self.subs[h[0]]['partner'] if h else None, c, svc,
-                        h[0] if h else None, secs, minutes6(secs), price, amount2(secs, price), 'USD',
+                        h[0] if h else None, secs, minutes6(secs), price, amount2(secs, price), cur,
                         h[1] if h else None])
         return sorted(out, key=line_key)
 
@@ -344,7 +371,27 @@ class Scenario:
             prices[svc] = r.choice([Decimal('0.02'), Decimal('0.0125'), Decimal('0.1'), Decimal('0'),
                                     Decimal('1.2345'), Decimal(r.randint(1, 99999)) / Decimal(10000),
                                     Decimal(r.randint(1, 9999)) / Decimal(10000)])
-        self.model = Model(minutes, prices, rule)
+        # markets of the customers, and prices by market and date: 1-4
+        # periods per (service, market), changing at random instants
+        # inside the months; some end, leaving the service's own price
+        markets = {c: r.choice(['US', 'US', 'SE', 'DE', 'us', None]) for c in self.customers}
+        span = int((self.end - self.start).total_seconds())
+        periods = {}
+        self.price_instants = []
+        for svc in SERVICES:
+            for market, cur in (('US', 'USD'), ('SE', 'SEK'), ('DE', 'EUR')):
+                if r.random() < 0.2:
+                    continue
+                cuts = sorted(set(self.start + datetime.timedelta(seconds=r.randrange(-5 * 86400, span))
+                                  for _ in range(r.choice([1, 2, 2, 3, 4]))))
+                ends = cuts[1:] + [None if r.random() < 0.7 else
+                                   cuts[-1] + datetime.timedelta(seconds=r.randrange(3600, 20 * 86400))]
+                periods[(svc, market)] = [
+                    (a, b, r.choice([Decimal('0.03'), Decimal('0.25'), Decimal(r.randint(0, 99999)) / Decimal(10000)]),
+                     cur) for a, b in zip(cuts, ends)]
+                self.price_instants += [a for a in cuts] + [b for b in ends if b is not None]
+        self.markets = markets
+        self.model = Model(minutes, prices, rule, markets, periods)
         # a third of the timelines start days into the month, so that many
         # calls come before the customer's first licence (all overage; under
         # 1.1 those seconds also ate the pool bought later)
@@ -406,7 +453,15 @@ class Scenario:
         sql.append("INSERT INTO overage.partner VALUES " + ", ".join(
             "(%s, %s)" % (lit(p), lit('Partner ' + p)) for p in self.partners))
         sql.append("INSERT INTO overage.customer VALUES " + ", ".join(
-            "(%s, %s, 'US')" % (lit(c), lit('Customer ' + c)) for c in self.customers))
+            "(%s, %s, %s)" % (lit(c), lit('Customer ' + c), lit(self.markets[c]) if self.markets[c] else 'NULL')
+            for c in self.customers))
+        rows = [(svc, mk, cur, price, a, b) for (svc, mk), ps in sorted(m.periods.items())
+                for a, b, price, cur in ps]
+        if rows:
+            sql.append("INSERT INTO overage.service_price VALUES " + ", ".join(
+                "(%s, %s, %s, %s, %s, %s)" % (lit(svc), lit(mk), lit(cur), lit(str(price)), tslit(a),
+                                              tslit(b) if b else 'NULL')
+                for svc, mk, cur, price, a, b in rows))
         for s in sql:
             out = self.db.run(s)
             if any('ERROR' in line for line in out):
@@ -523,6 +578,9 @@ class Scenario:
         kind = r.random()
         ties = [k['at'] for k in m.calls if month_of(k['at']) in months]
         changes = [t for t in self.change_instants if month_of(t) in months]
+        prices = [t for t in self.price_instants if month_of(t) in months]
+        if kind < 0.08 and prices:
+            return r.choice(prices)                         # exactly at a price change
         if kind < 0.2 and changes:
             return r.choice(changes)                        # exactly at a change
         if kind < 0.35 and ties:
@@ -708,6 +766,10 @@ class Scenario:
         for line in want:
             self.count('charge lines %s' % ('unassigned' if line[1] is None else
                                             'billed for a reseller' if line[10] else 'billed'))
+            self.count('charge lines in %s' % line[9])
+        keys = [(line[1], line[2], line[3], line[4], line[10]) for line in want]
+        self.stats['lines split by a price change'] = self.stats.get('lines split by a price change', 0) + \
+            sum(1 for k in set(keys) if keys.count(k) > 1)
         self.stats['overage seconds'] = self.stats.get('overage seconds', 0) + sum(line[5] for line in want)
         calls = [k for k in m.calls if month_of(k['at']) == mo]
         self.stats['calls in closed months'] = self.stats.get('calls in closed months', 0) + len(calls)
