@@ -134,6 +134,29 @@ CREATE OR REPLACE TRIGGER assignment_log_no_truncate
 -- by locking its holder row.
 ------------------------------------------------------------------------------
 
+CREATE OR REPLACE FUNCTION @extschema@._require_reseller(argname text, partner_id text,
+														 reseller_id text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF reseller_id IS NULL THEN
+		RETURN;					-- a direct partner
+	END IF;
+	PERFORM @extschema@._require_exists('partner', reseller_id);
+	IF reseller_id = partner_id THEN
+		RAISE EXCEPTION 'partner "%" cannot be its own reseller', partner_id
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('%s names the indirect reseller on whose behalf an indirect provider holds the overage; leave it NULL for a direct partner.',
+								  argname);
+	END IF;
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@._require_reseller(text, text, text) IS
+'Internal: a reseller given to assign_overage or request_transfer (argument argname) must be a partner (23503) other than the partner itself (22023); NULL (a direct partner) passes';
+
 CREATE OR REPLACE FUNCTION @extschema@.get_overage(customer_id text)
 RETURNS TABLE(service_id text, partner_id text, subscription_id uuid,
 			  since timestamptz)
@@ -207,14 +230,8 @@ BEGIN
 	PERFORM @extschema@._require_exists('customer', assign_overage.customer_id);
 	PERFORM @extschema@._require_exists('service', assign_overage.service_id);
 	PERFORM @extschema@._require_exists('subscription', assign_overage.subscription_id::text);
-	IF assign_overage.reseller_id IS NOT NULL THEN
-		PERFORM @extschema@._require_exists('partner', assign_overage.reseller_id);
-		IF assign_overage.reseller_id = assign_overage.partner_id THEN
-			RAISE EXCEPTION 'partner "%" cannot be its own reseller', assign_overage.partner_id
-				USING ERRCODE = 'invalid_parameter_value',
-					  DETAIL = 'reseller_id names the indirect reseller on whose behalf an indirect provider holds the overage; leave it NULL for a direct partner.';
-		END IF;
-	END IF;
+	PERFORM @extschema@._require_reseller('reseller_id', assign_overage.partner_id,
+										  assign_overage.reseller_id);
 
 	/*
 	 * The row lock makes a concurrent assign, release or licence

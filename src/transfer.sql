@@ -223,14 +223,8 @@ BEGIN
 	PERFORM @extschema@._require_exists('customer', request_transfer.customer_id);
 	PERFORM @extschema@._require_exists('service', request_transfer.service_id);
 	PERFORM @extschema@._require_exists('subscription', request_transfer.to_subscription_id::text);
-	IF request_transfer.to_reseller_id IS NOT NULL THEN
-		PERFORM @extschema@._require_exists('partner', request_transfer.to_reseller_id);
-		IF request_transfer.to_reseller_id = request_transfer.to_partner_id THEN
-			RAISE EXCEPTION 'partner "%" cannot be its own reseller', request_transfer.to_partner_id
-				USING ERRCODE = 'invalid_parameter_value',
-					  DETAIL = 'to_reseller_id names the indirect reseller on whose behalf an indirect provider holds the overage; leave it NULL for a direct partner.';
-		END IF;
-	END IF;
+	PERFORM @extschema@._require_reseller('to_reseller_id', request_transfer.to_partner_id,
+										  request_transfer.to_reseller_id);
 
 	-- the lock every holder change of the (customer, service) takes
 	SELECT * INTO cur FROM @extschema@.holder h

@@ -132,6 +132,7 @@ INSERT INTO fuzz.call VALUES
 	('overage._provision', ARRAY[$$'P1'$$, $$'C1'$$, $$'2026-02-06'$$],
 		ARRAY['text', 'text', 'timestamptz']),
 	('overage._require_finite', ARRAY[$$'at'$$, $$'2026-02-06'$$], ARRAY['text', 'timestamptz']),
+	('overage._require_reseller', ARRAY[$$'reseller_id'$$, $$'P1'$$, $$'P2'$$], ARRAY['text', 'text', 'text']),
 	('overage.pool_status', ARRAY[$$'C1'$$, $$'voice'$$, $$'2026-02-07'$$],
 		ARRAY['text', 'text', 'timestamptz']),
 	('overage._rate_status', ARRAY[$$'C1'$$, $$'voice'$$, $$'2026-02-07'$$],
