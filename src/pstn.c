@@ -72,6 +72,34 @@ typedef struct PstnRefusal
 	JsonbValue *value;			/* the property's value, NULL when missing */
 } PstnRefusal;
 
+/* a good row, its strings still in the response */
+typedef struct PstnRow
+{
+	pg_uuid_t	call_id;
+	int64		ord;
+	TimestampTz started_at;
+	int32		duration_s;
+	int			user_len;
+	int			type_len;
+	int			dc_len;
+	const char *user;
+	const char *type;
+	const char *dc;				/* NULL: null or missing */
+} PstnRow;
+
+/* Graph id order (uuid's: the bytes), then the response's */
+static int
+pstn_row_cmp(const void *a, const void *b)
+{
+	const PstnRow *ra = (const PstnRow *) a;
+	const PstnRow *rb = (const PstnRow *) b;
+	int			c = memcmp(ra->call_id.data, rb->call_id.data, UUID_LEN);
+
+	if (c != 0)
+		return c;
+	return (ra->ord > rb->ord) - (ra->ord < rb->ord);
+}
+
 /*
  * pstn_key
  *		The value of a key of a row object into *v; false when the key is
@@ -377,6 +405,9 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 	TimestampTz limit;
 	PstnRefusal bad = {0};
 	int64		ord = 0;
+	size_t		nrows = 0,
+				maxrows = 1024;
+	PstnRow    *rows;
 
 	JsonbContainer *array = pstn_array(calls);
 
@@ -389,6 +420,7 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "pstn row",
 								   ALLOCSET_SMALL_SIZES);
+	rows = palloc_extended(maxrows * sizeof(PstnRow), MCXT_ALLOC_HUGE);
 
 	it = JsonbIteratorInit(array);
 	while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
@@ -404,8 +436,6 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 		pg_uuid_t	uuid;
 		TimestampTz started = 0;
 		int32		seconds = 0;
-		Datum		values[PSTN_NCOLUMNS];
-		bool		nulls[PSTN_NCOLUMNS] = {0};
 		PstnInstant instant = PSTN_INSTANT_OK;
 
 		if (tok != WJB_ELEM)
@@ -489,27 +519,51 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 			continue;
 		}
 
-		old = MemoryContextSwitchTo(rowcxt);
-		values[PSTN_CALL_ID] = UUIDPGetDatum(&uuid);
-		values[PSTN_USER_ID] = PointerGetDatum(cstring_to_text_with_len(user.val.string.val,
-																		user.val.string.len));
-		values[PSTN_STARTED_AT] = TimestampTzGetDatum(started);
-		values[PSTN_DURATION_S] = Int32GetDatum(seconds);
-		values[PSTN_CALL_TYPE] = PointerGetDatum(cstring_to_text_with_len(type.val.string.val,
-																		  type.val.string.len));
-		if (has_dc)
-			values[PSTN_DESTINATION_CONTEXT] =
-				PointerGetDatum(cstring_to_text_with_len(dc.val.string.val,
-														 dc.val.string.len));
-		else
-			nulls[PSTN_DESTINATION_CONTEXT] = true;
-		values[PSTN_ORD] = Int64GetDatum(ord);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-		MemoryContextSwitchTo(old);
+		if (nrows == maxrows)
+		{
+			maxrows *= 2;
+			rows = repalloc_huge(rows, maxrows * sizeof(PstnRow));
+		}
+		rows[nrows].call_id = uuid;
+		rows[nrows].ord = ord;
+		rows[nrows].started_at = started;
+		rows[nrows].duration_s = seconds;
+		rows[nrows].user = user.val.string.val;
+		rows[nrows].user_len = user.val.string.len;
+		rows[nrows].type = type.val.string.val;
+		rows[nrows].type_len = type.val.string.len;
+		rows[nrows].dc = has_dc ? dc.val.string.val : NULL;
+		rows[nrows].dc_len = has_dc ? dc.val.string.len : 0;
+		nrows++;
 	}
 
 	if (bad.ord != 0)
 		pstn_refuse(&bad);
+
+	/* in Graph id order, the response's order within an id */
+	qsort(rows, nrows, sizeof(PstnRow), pstn_row_cmp);
+	for (size_t i = 0; i < nrows; i++)
+	{
+		PstnRow    *r = &rows[i];
+		Datum		values[PSTN_NCOLUMNS];
+		bool		nulls[PSTN_NCOLUMNS] = {0};
+
+		MemoryContextReset(rowcxt);
+		old = MemoryContextSwitchTo(rowcxt);
+		values[PSTN_CALL_ID] = UUIDPGetDatum(&r->call_id);
+		values[PSTN_USER_ID] = PointerGetDatum(cstring_to_text_with_len(r->user, r->user_len));
+		values[PSTN_STARTED_AT] = TimestampTzGetDatum(r->started_at);
+		values[PSTN_DURATION_S] = Int32GetDatum(r->duration_s);
+		values[PSTN_CALL_TYPE] = PointerGetDatum(cstring_to_text_with_len(r->type, r->type_len));
+		if (r->dc != NULL)
+			values[PSTN_DESTINATION_CONTEXT] =
+				PointerGetDatum(cstring_to_text_with_len(r->dc, r->dc_len));
+		else
+			nulls[PSTN_DESTINATION_CONTEXT] = true;
+		values[PSTN_ORD] = Int64GetDatum(r->ord);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		MemoryContextSwitchTo(old);
+	}
 
 	MemoryContextDelete(rowcxt);
 	return (Datum) 0;
