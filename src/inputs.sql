@@ -375,47 +375,96 @@ BEGIN
 	 * first (committed while this one waited) is skipped by ON CONFLICT and
 	 * is a duplicate.
 	 */
-	WITH r AS MATERIALIZED (
-		SELECT * FROM @extschema@._pstn_rows(calls)
-	), unmapped AS MATERIALIZED (
-		SELECT r.call_type, r.destination_context AS dc, count(*) AS rows
-		  FROM r
-		 WHERE NOT EXISTS (SELECT 1 FROM @extschema@.call_mapping m
-							WHERE m.call_type = r.call_type
-							  AND m.destination_context IS NOT DISTINCT FROM r.destination_context)
-		 GROUP BY 1, 2 ORDER BY 1, 2 LIMIT 1
-	), stored AS (
-		-- RETURNING carries the call on: no join back to the rows (whose
-		-- count the planner cannot know, so it could loop over them)
-		INSERT INTO @extschema@.pstn_call (call_id, usage_id, customer_id, call_type,
-										   destination_context, service_id, user_id,
-										   started_at, duration_s)
-		SELECT f.call_id, nextval('@extschema@.usage_usage_id_seq'::regclass),
-			   ingest_pstn_calls.customer_id, f.call_type, f.dc, f.service_id, f.user_id,
-			   f.started_at, f.duration_s
-		  FROM (SELECT DISTINCT ON (r.call_id) r.call_id, r.user_id, r.started_at,
-					   r.duration_s, r.call_type, r.destination_context AS dc, m.service_id
-				  FROM r
-				  JOIN @extschema@.call_mapping m
-					ON m.call_type = r.call_type
-				   AND coalesce(m.destination_context, '') = coalesce(r.destination_context, '')
-				   AND (m.destination_context IS NULL) = (r.destination_context IS NULL)
-				 WHERE NOT EXISTS (SELECT 1 FROM unmapped)
-				   AND NOT EXISTS (SELECT 1 FROM @extschema@.pstn_call p
-									WHERE p.call_id = r.call_id)
-				 ORDER BY r.call_id, r.ord) f
-		ON CONFLICT (call_id) DO NOTHING
-		RETURNING usage_id, customer_id, service_id, user_id, started_at, duration_s
-	), used AS (
-		INSERT INTO @extschema@.usage
-			(usage_id, customer_id, service_id, user_id, started_at, duration_s)
-			OVERRIDING SYSTEM VALUE
-		SELECT s.usage_id, s.customer_id, s.service_id, s.user_id, s.started_at, s.duration_s
-		  FROM stored s
-	)
-	SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM stored), u.call_type, u.dc, u.rows
-	  INTO total, n, k_type, k_dc, k_rows
-	  FROM (SELECT) AS one LEFT JOIN unmapped u ON true;
+	BEGIN
+		WITH r AS MATERIALIZED (
+			SELECT * FROM @extschema@._pstn_rows(calls)
+		), unmapped AS MATERIALIZED (
+			SELECT r.call_type, r.destination_context AS dc, count(*) AS rows
+			  FROM r
+			 WHERE NOT EXISTS (SELECT 1 FROM @extschema@.call_mapping m
+								WHERE m.call_type = r.call_type
+								  AND m.destination_context IS NOT DISTINCT FROM r.destination_context)
+			 GROUP BY 1, 2 ORDER BY 1, 2 LIMIT 1
+		), stored AS (
+			-- RETURNING carries the call on: no join back to the rows (whose
+			-- count the planner cannot know, so it could loop over them)
+			INSERT INTO @extschema@.pstn_call (call_id, usage_id, customer_id, call_type,
+											   destination_context, service_id, user_id,
+											   started_at, duration_s)
+			SELECT f.call_id, nextval('@extschema@.usage_usage_id_seq'::regclass),
+				   ingest_pstn_calls.customer_id, f.call_type, f.dc, f.service_id, f.user_id,
+				   f.started_at, f.duration_s
+			  FROM (SELECT DISTINCT ON (r.call_id) r.call_id, r.user_id, r.started_at,
+						   r.duration_s, r.call_type, r.destination_context AS dc, m.service_id
+					  FROM r
+					  JOIN @extschema@.call_mapping m
+						ON m.call_type = r.call_type
+					   AND coalesce(m.destination_context, '') = coalesce(r.destination_context, '')
+					   AND (m.destination_context IS NULL) = (r.destination_context IS NULL)
+					 WHERE NOT EXISTS (SELECT 1 FROM unmapped)
+					   AND NOT EXISTS (SELECT 1 FROM @extschema@.pstn_call p
+										WHERE p.call_id = r.call_id)
+					 ORDER BY r.call_id, r.ord) f
+			RETURNING usage_id, customer_id, service_id, user_id, started_at, duration_s
+		), used AS (
+			INSERT INTO @extschema@.usage
+				(usage_id, customer_id, service_id, user_id, started_at, duration_s)
+				OVERRIDING SYSTEM VALUE
+			SELECT s.usage_id, s.customer_id, s.service_id, s.user_id, s.started_at, s.duration_s
+			  FROM stored s
+		)
+		SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM stored), u.call_type, u.dc, u.rows
+		  INTO total, n, k_type, k_dc, k_rows
+		  FROM (SELECT) AS one LEFT JOIN unmapped u ON true;
+	EXCEPTION WHEN unique_violation THEN
+		-- a concurrent load stored one of the ids first and committed
+		-- while this one waited: the same statement again, skipping them
+		GET STACKED DIAGNOSTICS k_type = CONSTRAINT_NAME;
+		IF k_type IS DISTINCT FROM 'pstn_call_pkey' THEN
+			RAISE;
+		END IF;
+		WITH r AS MATERIALIZED (
+			SELECT * FROM @extschema@._pstn_rows(calls)
+		), unmapped AS MATERIALIZED (
+			SELECT r.call_type, r.destination_context AS dc, count(*) AS rows
+			  FROM r
+			 WHERE NOT EXISTS (SELECT 1 FROM @extschema@.call_mapping m
+								WHERE m.call_type = r.call_type
+								  AND m.destination_context IS NOT DISTINCT FROM r.destination_context)
+			 GROUP BY 1, 2 ORDER BY 1, 2 LIMIT 1
+		), stored AS (
+			-- RETURNING carries the call on: no join back to the rows (whose
+			-- count the planner cannot know, so it could loop over them)
+			INSERT INTO @extschema@.pstn_call (call_id, usage_id, customer_id, call_type,
+											   destination_context, service_id, user_id,
+											   started_at, duration_s)
+			SELECT f.call_id, nextval('@extschema@.usage_usage_id_seq'::regclass),
+				   ingest_pstn_calls.customer_id, f.call_type, f.dc, f.service_id, f.user_id,
+				   f.started_at, f.duration_s
+			  FROM (SELECT DISTINCT ON (r.call_id) r.call_id, r.user_id, r.started_at,
+						   r.duration_s, r.call_type, r.destination_context AS dc, m.service_id
+					  FROM r
+					  JOIN @extschema@.call_mapping m
+						ON m.call_type = r.call_type
+					   AND coalesce(m.destination_context, '') = coalesce(r.destination_context, '')
+					   AND (m.destination_context IS NULL) = (r.destination_context IS NULL)
+					 WHERE NOT EXISTS (SELECT 1 FROM unmapped)
+					   AND NOT EXISTS (SELECT 1 FROM @extschema@.pstn_call p
+										WHERE p.call_id = r.call_id)
+					 ORDER BY r.call_id, r.ord) f
+			ON CONFLICT (call_id) DO NOTHING
+			RETURNING usage_id, customer_id, service_id, user_id, started_at, duration_s
+		), used AS (
+			INSERT INTO @extschema@.usage
+				(usage_id, customer_id, service_id, user_id, started_at, duration_s)
+				OVERRIDING SYSTEM VALUE
+			SELECT s.usage_id, s.customer_id, s.service_id, s.user_id, s.started_at, s.duration_s
+			  FROM stored s
+		)
+		SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM stored), u.call_type, u.dc, u.rows
+		  INTO total, n, k_type, k_dc, k_rows
+		  FROM (SELECT) AS one LEFT JOIN unmapped u ON true;
+	END;
 
 	-- every kind of call has a service (nothing was written otherwise)
 	IF k_rows IS NOT NULL THEN
