@@ -33,6 +33,8 @@
 #include "access/xact.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "port/pg_bswap.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -72,33 +74,38 @@ typedef struct PstnRefusal
 	JsonbValue *value;			/* the property's value, NULL when missing */
 } PstnRefusal;
 
-/* a good row, its strings still in the response */
+/* a good row; its strings copied in order (the sort must not read the
+ * response at random) */
 typedef struct PstnRow
 {
+	uint64		hi;				/* call_id's bytes 0-7 and 8-15, big-endian */
+	uint64		lo;
 	pg_uuid_t	call_id;
 	int64		ord;
 	TimestampTz started_at;
 	int32		duration_s;
 	int			user_len;
 	int			type_len;
-	int			dc_len;
-	const char *user;
-	const char *type;
-	const char *dc;				/* NULL: null or missing */
+	int			dc_len;			/* -1: null or missing */
+	int			user;			/* the strings: offsets in the arena */
+	int			type;
+	int			dc;
 } PstnRow;
 
-/* Graph id order (uuid's: the bytes), then the response's */
-static int
-pstn_row_cmp(const void *a, const void *b)
-{
-	const PstnRow *ra = (const PstnRow *) a;
-	const PstnRow *rb = (const PstnRow *) b;
-	int			c = memcmp(ra->call_id.data, rb->call_id.data, UUID_LEN);
-
-	if (c != 0)
-		return c;
-	return (ra->ord > rb->ord) - (ra->ord < rb->ord);
-}
+/*
+ * Graph id order (the uuid as two integers that compare as its bytes do),
+ * then the response's.  The rows themselves are sorted (typed swaps), so
+ * that the rows are then read in order, not at random.
+ */
+#define ST_SORT pstn_sort_rows
+#define ST_ELEMENT_TYPE PstnRow
+#define ST_COMPARE(a, b) \
+	((a)->hi != (b)->hi ? ((a)->hi < (b)->hi ? -1 : 1) : \
+	 (a)->lo != (b)->lo ? ((a)->lo < (b)->lo ? -1 : 1) : \
+	 ((a)->ord > (b)->ord) - ((a)->ord < (b)->ord))
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
 
 /*
  * pstn_key
@@ -408,6 +415,7 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 	size_t		nrows = 0,
 				maxrows = 1024;
 	PstnRow    *rows;
+	StringInfoData arena;		/* the good rows' strings, in order */
 
 	JsonbContainer *array = pstn_array(calls);
 
@@ -421,6 +429,7 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "pstn row",
 								   ALLOCSET_SMALL_SIZES);
 	rows = palloc_extended(maxrows * sizeof(PstnRow), MCXT_ALLOC_HUGE);
+	initStringInfo(&arena);
 
 	it = JsonbIteratorInit(array);
 	while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
@@ -525,15 +534,23 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 			rows = repalloc_huge(rows, maxrows * sizeof(PstnRow));
 		}
 		rows[nrows].call_id = uuid;
+		memcpy(&rows[nrows].hi, uuid.data, sizeof(uint64));
+		memcpy(&rows[nrows].lo, uuid.data + sizeof(uint64), sizeof(uint64));
+		rows[nrows].hi = pg_ntoh64(rows[nrows].hi);
+		rows[nrows].lo = pg_ntoh64(rows[nrows].lo);
 		rows[nrows].ord = ord;
 		rows[nrows].started_at = started;
 		rows[nrows].duration_s = seconds;
-		rows[nrows].user = user.val.string.val;
+		rows[nrows].user = arena.len;
 		rows[nrows].user_len = user.val.string.len;
-		rows[nrows].type = type.val.string.val;
+		appendBinaryStringInfoNT(&arena, user.val.string.val, user.val.string.len);
+		rows[nrows].type = arena.len;
 		rows[nrows].type_len = type.val.string.len;
-		rows[nrows].dc = has_dc ? dc.val.string.val : NULL;
-		rows[nrows].dc_len = has_dc ? dc.val.string.len : 0;
+		appendBinaryStringInfoNT(&arena, type.val.string.val, type.val.string.len);
+		rows[nrows].dc = arena.len;
+		rows[nrows].dc_len = has_dc ? dc.val.string.len : -1;
+		if (has_dc)
+			appendBinaryStringInfoNT(&arena, dc.val.string.val, dc.val.string.len);
 		nrows++;
 	}
 
@@ -541,7 +558,7 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 		pstn_refuse(&bad);
 
 	/* in Graph id order, the response's order within an id */
-	qsort(rows, nrows, sizeof(PstnRow), pstn_row_cmp);
+	pstn_sort_rows(rows, nrows);
 	for (size_t i = 0; i < nrows; i++)
 	{
 		PstnRow    *r = &rows[i];
@@ -551,13 +568,16 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 		MemoryContextReset(rowcxt);
 		old = MemoryContextSwitchTo(rowcxt);
 		values[PSTN_CALL_ID] = UUIDPGetDatum(&r->call_id);
-		values[PSTN_USER_ID] = PointerGetDatum(cstring_to_text_with_len(r->user, r->user_len));
+		values[PSTN_USER_ID] = PointerGetDatum(cstring_to_text_with_len(arena.data + r->user,
+																		r->user_len));
 		values[PSTN_STARTED_AT] = TimestampTzGetDatum(r->started_at);
 		values[PSTN_DURATION_S] = Int32GetDatum(r->duration_s);
-		values[PSTN_CALL_TYPE] = PointerGetDatum(cstring_to_text_with_len(r->type, r->type_len));
-		if (r->dc != NULL)
+		values[PSTN_CALL_TYPE] = PointerGetDatum(cstring_to_text_with_len(arena.data + r->type,
+																		  r->type_len));
+		if (r->dc_len >= 0)
 			values[PSTN_DESTINATION_CONTEXT] =
-				PointerGetDatum(cstring_to_text_with_len(r->dc, r->dc_len));
+				PointerGetDatum(cstring_to_text_with_len(arena.data + r->dc,
+														 r->dc_len));
 		else
 			nulls[PSTN_DESTINATION_CONTEXT] = true;
 		values[PSTN_ORD] = Int64GetDatum(r->ord);
