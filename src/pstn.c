@@ -31,6 +31,8 @@
 #include <math.h>
 
 #include "access/xact.h"
+#include "catalog/pg_collation.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -45,6 +47,7 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 #include "utils/uuid.h"
+#include "utils/varlena.h"
 
 #include "overage.h"
 #include "spi_util.h"
@@ -61,6 +64,7 @@ enum
 	PSTN_CALL_TYPE,
 	PSTN_DESTINATION_CONTEXT,
 	PSTN_ORD,
+	PSTN_SERVICE_ID,
 	PSTN_NCOLUMNS
 };
 
@@ -87,6 +91,7 @@ typedef struct PstnRow
 	int			user_len;
 	int			type_len;
 	int			dc_len;			/* -1: null or missing */
+	int			kind;			/* in PstnKinds.kinds */
 	int			user;			/* the strings: offsets in the arena */
 	int			type;
 	int			dc;
@@ -106,6 +111,128 @@ typedef struct PstnRow
 #define ST_SCOPE static
 #define ST_DEFINE
 #include "lib/sort_template.h"
+
+/*
+ * A kind of call (callType, destinationContext): the service call_mapping
+ * gives it, or none (unmapped).
+ */
+typedef struct PstnKind
+{
+	char	   *call_type;
+	int			call_type_len;
+	char	   *dc;				/* NULL: no destinationContext */
+	int			dc_len;
+	text	   *service_id;
+} PstnKind;
+
+typedef struct PstnKinds
+{
+	PstnKind   *kinds;			/* call_mapping's rows */
+	int			nkinds;
+	/* the first unmapped kind in (callType, destinationContext) order */
+	PstnKind	unmapped;
+	int64		unmapped_rows;	/* 0: every kind is mapped */
+} PstnKinds;
+
+/*
+ * pstn_load_kinds
+ *		call_mapping, read once (a handful of rows), in the statement's
+ *		snapshot.
+ */
+static void
+pstn_load_kinds(PstnKinds *k)
+{
+	MemoryContext fncxt = CurrentMemoryContext;
+
+	memset(k, 0, sizeof(*k));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT m.call_type, m.destination_context, m.service_id"
+					"  FROM overage.call_mapping m", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading overage.call_mapping failed");
+	k->nkinds = (int) SPI_processed;
+	k->kinds = MemoryContextAllocZero(fncxt, Max(k->nkinds, 1) * sizeof(PstnKind));
+	for (int i = 0; i < k->nkinds; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		d;
+		text	   *t;
+
+		d = SPI_getbinval(tup, desc, 1, &isnull);
+		t = DatumGetTextPP(d);
+		k->kinds[i].call_type = MemoryContextStrdup(fncxt, text_to_cstring(t));
+		k->kinds[i].call_type_len = VARSIZE_ANY_EXHDR(t);
+		d = SPI_getbinval(tup, desc, 2, &isnull);
+		if (!isnull)
+		{
+			t = DatumGetTextPP(d);
+			k->kinds[i].dc = MemoryContextStrdup(fncxt, text_to_cstring(t));
+			k->kinds[i].dc_len = VARSIZE_ANY_EXHDR(t);
+		}
+		d = SPI_getbinval(tup, desc, 3, &isnull);
+		k->kinds[i].service_id = (text *) MemoryContextAlloc(fncxt, VARSIZE_ANY(DatumGetPointer(d)));
+		memcpy(k->kinds[i].service_id, DatumGetPointer(d), VARSIZE_ANY(DatumGetPointer(d)));
+	}
+	SPI_finish();
+}
+
+/*
+ * pstn_kind_cmp
+ *		The order of ORDER BY call_type, destination_context (the database's
+ *		collation, NULLs last).
+ */
+static int
+pstn_kind_cmp(const char *t1, int l1, const char *d1, int dl1,
+			  const char *t2, int l2, const char *d2, int dl2)
+{
+	int			c = varstr_cmp(t1, l1, t2, l2, DEFAULT_COLLATION_OID);
+
+	if (c != 0)
+		return c;
+	if (d1 == NULL || d2 == NULL)
+		return (d1 == NULL) - (d2 == NULL);
+	return varstr_cmp(d1, dl1, d2, dl2, DEFAULT_COLLATION_OID);
+}
+
+/*
+ * pstn_kind
+ *		The kind of a row: its index in k->kinds, or -1 when unmapped (then
+ *		counted if it is the first unmapped kind so far: whatever comes
+ *		later, every row of the first kind overall is counted).
+ */
+static int
+pstn_kind(PstnKinds *k, const char *type, int type_len, const char *dc, int dc_len)
+{
+	int			c;
+
+	for (int i = 0; i < k->nkinds; i++)
+	{
+		PstnKind   *m = &k->kinds[i];
+
+		if (m->call_type_len == type_len &&
+			memcmp(m->call_type, type, type_len) == 0 &&
+			(m->dc == NULL ? dc == NULL :
+			 dc != NULL && m->dc_len == dc_len && memcmp(m->dc, dc, dc_len) == 0))
+			return i;
+	}
+	c = k->unmapped_rows == 0 ? -1 :
+		pstn_kind_cmp(type, type_len, dc, dc_len,
+					  k->unmapped.call_type, k->unmapped.call_type_len,
+					  k->unmapped.dc, k->unmapped.dc_len);
+	if (c < 0)
+	{
+		k->unmapped.call_type = pnstrdup(type, type_len);
+		k->unmapped.call_type_len = type_len;
+		k->unmapped.dc = dc ? pnstrdup(dc, dc_len) : NULL;
+		k->unmapped.dc_len = dc_len;
+		k->unmapped_rows = 1;
+	}
+	else if (c == 0)
+		k->unmapped_rows++;
+	return -1;
+}
 
 /*
  * pstn_key
@@ -411,6 +538,7 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 	Interval	one_day = {0, 1, 0};
 	TimestampTz limit;
 	PstnRefusal bad = {0};
+	PstnKinds	kinds;
 	int64		ord = 0;
 	size_t		nrows = 0,
 				maxrows = 1024;
@@ -420,6 +548,7 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 	JsonbContainer *array = pstn_array(calls);
 
 	overage_init_materialized_srf(fcinfo);
+	pstn_load_kinds(&kinds);
 
 	/* startDateTime at most one day after the transaction's now() */
 	limit = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
@@ -534,6 +663,9 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 			rows = repalloc_huge(rows, maxrows * sizeof(PstnRow));
 		}
 		rows[nrows].call_id = uuid;
+		rows[nrows].kind = pstn_kind(&kinds, type.val.string.val, type.val.string.len,
+									 has_dc ? dc.val.string.val : NULL,
+									 has_dc ? dc.val.string.len : 0);
 		memcpy(&rows[nrows].hi, uuid.data, sizeof(uint64));
 		memcpy(&rows[nrows].lo, uuid.data + sizeof(uint64), sizeof(uint64));
 		rows[nrows].hi = pg_ntoh64(rows[nrows].hi);
@@ -556,6 +688,16 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 
 	if (bad.ord != 0)
 		pstn_refuse(&bad);
+	if (kinds.unmapped_rows != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("call kind callType \"%s\", destinationContext %s is not mapped to a service",
+						kinds.unmapped.call_type,
+						kinds.unmapped.dc ? psprintf("\"%s\"", kinds.unmapped.dc) : "null"),
+				 errdetail("%lld row%s of the response are of that kind; nothing was written.",
+						   (long long) kinds.unmapped_rows,
+						   kinds.unmapped_rows == 1 ? "" : "s"),
+				 errhint("Map the kind first: INSERT INTO overage.call_mapping (call_type, destination_context, service_id) VALUES (...).")));
 
 	/* in Graph id order, the response's order within an id */
 	pstn_sort_rows(rows, nrows);
@@ -581,6 +723,7 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 		else
 			nulls[PSTN_DESTINATION_CONTEXT] = true;
 		values[PSTN_ORD] = Int64GetDatum(r->ord);
+		values[PSTN_SERVICE_ID] = PointerGetDatum(kinds.kinds[r->kind].service_id);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		MemoryContextSwitchTo(old);
 	}
