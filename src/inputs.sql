@@ -341,6 +341,7 @@ CREATE OR REPLACE FUNCTION @extschema@.ingest_pstn_calls(customer_id text, calls
 RETURNS TABLE(inserted bigint, duplicates bigint)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET work_mem = '64MB'
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -402,6 +403,9 @@ BEGIN
 				OVERRIDING SYSTEM VALUE
 			SELECT s.usage_id, s.customer_id, s.service_id, s.user_id, s.started_at, s.duration_s
 			  FROM stored s
+			 -- usage_rating's order: its index grows at one end, not at random
+			 ORDER BY date_trunc('month', s.started_at AT TIME ZONE 'UTC'), s.service_id,
+					  s.started_at, s.usage_id
 		)
 		SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM stored) INTO total, n;
 	EXCEPTION WHEN unique_violation THEN
@@ -433,6 +437,9 @@ BEGIN
 				OVERRIDING SYSTEM VALUE
 			SELECT s.usage_id, s.customer_id, s.service_id, s.user_id, s.started_at, s.duration_s
 			  FROM stored s
+			 -- usage_rating's order: its index grows at one end, not at random
+			 ORDER BY date_trunc('month', s.started_at AT TIME ZONE 'UTC'), s.service_id,
+					  s.started_at, s.usage_id
 		)
 		SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM stored) INTO total, n;
 	END;
