@@ -341,7 +341,6 @@ CREATE OR REPLACE FUNCTION @extschema@.ingest_pstn_calls(customer_id text, calls
 RETURNS TABLE(inserted bigint, duplicates bigint)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-SET work_mem = '64MB'
 AS $$
 #variable_conflict use_column
 DECLARE
