@@ -335,7 +335,7 @@ ROWS 10000
 SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION @extschema@._pstn_rows(jsonb) IS
-'Internal: the rows of an array of Graph pstnCallLogRow, read in one pass (src/pstn.c), checked and typed, in the response''s order (ord from 1); refuses the first bad row (22023, naming its position, its id and the property; a row that is not an object first) as ingest_pstn_calls documents';
+'Internal: the rows of a getPstnCalls response ({"value": [...]} or an array), read in one pass (src/pstn.c), checked, typed and mapped to their service through call_mapping, in Graph id order (then the response''s; ord from 1); refuses a document of neither shape or the first bad row (22023, naming its position, its id and the property; a row that is not an object first), then the first unmapped kind (23503), as ingest_pstn_calls documents';
 
 CREATE OR REPLACE FUNCTION @extschema@.ingest_pstn_calls(customer_id text, calls jsonb)
 RETURNS TABLE(inserted bigint, duplicates bigint)

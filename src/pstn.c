@@ -3,26 +3,35 @@
  * pstn.c
  *	  Reading a Microsoft Graph getPstnCalls response for
  *	  ingest_pstn_calls (src/inputs.sql): overage._pstn_rows(calls jsonb)
- *	  walks the array of pstnCallLogRow once, checks every row and returns
- *	  the rows typed, or refuses the first bad one.
+ *	  walks the array of pstnCallLogRow once, checks every row, maps it to
+ *	  its service and returns the rows typed in Graph id order, or refuses
+ *	  the response.
  *
  * The checks are those ingest_pstn_calls made in PL/pgSQL before (three
  * passes over the array, regular expressions, about 30 us a row), in the
- * same order and with the same refusal (22023, 'pstnCallLogRow N of calls
- * (id "..."): property "..." ...', the value in the DETAIL):
+ * same order and with the same refusals:
  *
- *	  1. every element an object: the first that is not is refused, whatever
+ *	  1. a document neither {"value": [...]} nor an array (22023);
+ *	  2. every element an object: the first that is not is refused, whatever
  *		 the rows before it hold;
- *	  2. the first bad row in the response's order, its first bad property in
+ *	  3. the first bad row in the response's order, its first bad property in
  *		 the order id, userId, startDateTime, duration, callType,
- *		 destinationContext.
+ *		 destinationContext (22023, 'pstnCallLogRow N of calls (id "..."):
+ *		 property "..." ...', the value in the DETAIL);
+ *	  4. the first kind (callType, destinationContext) without a row in
+ *		 call_mapping, in that order (23503, with its number of rows).
  *
  * Nothing here throws on a bad value: the GUID, the ISO 8601 instant and
  * the duration are judged by hand (each as the regular expression and the
- * cast did), so a date that does not exist (February 30th) is refused as
- * "is not a real instant" and not as a raw datetime error.  The rows go
- * into a tuplestore (materialize mode); each row's temporary memory is in
- * a context reset per row.
+ * cast did; sql/pstn_rows.sql sets them beside the casts), so a date that
+ * does not exist (February 30th) is refused as "is not a real instant" and
+ * not as a raw datetime error.  call_mapping is read once (SPI).
+ *
+ * The good rows are kept in an array, their strings copied into one arena
+ * in response order, then sorted (the rows themselves: sorting pointers and
+ * reading the rows through them missed the cache on every row) and put in
+ * the tuplestore (materialize mode).  A row's temporary memory is in a
+ * context reset per row.
  *
  *-------------------------------------------------------------------------
  */
