@@ -326,23 +326,16 @@ COMMENT ON FUNCTION @extschema@.apply_price_list() IS
 -- Microsoft Graph call records
 ------------------------------------------------------------------------------
 
-CREATE OR REPLACE FUNCTION @extschema@._pstn_refuse(ord bigint, id text, property text,
-													 why text, value jsonb)
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	RAISE EXCEPTION 'pstnCallLogRow % of calls (id %): property "%" %', ord,
-		coalesce('"' || left(id, 60) || '"', 'missing'), property, why
-		USING ERRCODE = 'invalid_parameter_value',
-			  DETAIL = format('The value is %s.', coalesce(left(value::text, 100), 'missing')),
-			  HINT = 'Nothing of the call records was written; correct the row and load the response again.';
-END
-$$;
+CREATE OR REPLACE FUNCTION @extschema@._pstn_rows(calls jsonb)
+RETURNS TABLE(call_id uuid, user_id text, started_at timestamptz, duration_s integer,
+			  call_type text, destination_context text, ord bigint, service_id text)
+AS 'MODULE_PATHNAME', 'overage_pstn_rows'
+LANGUAGE C STABLE STRICT
+ROWS 10000
+SET search_path = pg_catalog, pg_temp;
 
-COMMENT ON FUNCTION @extschema@._pstn_refuse(bigint, text, text, text, jsonb) IS
-'Internal: the refusal of ingest_pstn_calls for one row (22023), naming its position, its id and the property';
+COMMENT ON FUNCTION @extschema@._pstn_rows(jsonb) IS
+'Internal: the rows of a getPstnCalls response ({"value": [...]} or an array), read in one pass (src/pstn.c), checked, typed and mapped to their service through call_mapping, in Graph id order (then the response''s; ord from 1); refuses a document of neither shape or the first bad row (22023, naming its position, its id and the property; a row that is not an object first), then the first unmapped kind (23503), as ingest_pstn_calls documents';
 
 CREATE OR REPLACE FUNCTION @extschema@.ingest_pstn_calls(customer_id text, calls jsonb)
 RETURNS TABLE(inserted bigint, duplicates bigint)
@@ -351,207 +344,104 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-	arr		jsonb;
 	total	bigint;
-	bad		record;
 	n		bigint;
-	hit		boolean := false;
-	refused	boolean := false;
+	pkey	text;
 BEGIN
 	PERFORM @extschema@._require('customer_id', ingest_pstn_calls.customer_id);
 	PERFORM @extschema@._authorize('operate', NULL);
 	PERFORM @extschema@._require('calls', ingest_pstn_calls.calls);
 	PERFORM @extschema@._require_exists('customer', ingest_pstn_calls.customer_id);
 
-	-- a getPstnCalls response {"value": [...]} or a bare array of rows
-	IF jsonb_typeof(calls) = 'object' AND jsonb_typeof(calls -> 'value') = 'array' THEN
-		arr := calls -> 'value';
-	ELSIF jsonb_typeof(calls) = 'array' THEN
-		arr := calls;
-	ELSE
-		RAISE EXCEPTION 'calls must be a getPstnCalls response or an array of pstnCallLogRow'
-			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = format('It is a JSON %s%s.', jsonb_typeof(calls),
-								  CASE WHEN jsonb_typeof(calls) = 'object'
-									   THEN ' without an array "value"' ELSE '' END),
-				  HINT = 'Pass the response body as it is: {"value": [{"id": ..., "userId": ..., "startDateTime": ..., "duration": ..., "callType": ..., "destinationContext": ...}, ...]}.';
-	END IF;
-	total := jsonb_array_length(arr)::bigint;
-	IF total = 0 THEN
-		RETURN QUERY SELECT 0::bigint, 0::bigint;
-		RETURN;
-	END IF;
-
-	-- every element an object (jsonb_to_recordset below needs it)
-	SELECT e.ord, e.r INTO bad
-	  FROM jsonb_array_elements(arr) WITH ORDINALITY AS e(r, ord)
-	 WHERE jsonb_typeof(e.r) <> 'object' LIMIT 1;
-	IF FOUND THEN
-		PERFORM @extschema@._pstn_refuse(bad.ord, NULL, 'id', 'is missing: the row is not an object', bad.r);
-	END IF;
-
 	/*
-	 * Each row's properties, checked in one pass: the first bad row (in
-	 * the response's order) is refused naming its id and the property.
-	 * startDateTime must be ISO 8601 with a zone, as Graph writes it; a
-	 * date that matches the pattern but does not exist (February 30th)
-	 * fails the cast, and is then looked for row by row.
-	 */
-	BEGIN
-		-- the fast pass: is every row well-formed?  (one expression per
-		-- row; the slow query below only runs to name a bad row)
-		PERFORM 1
-		  FROM jsonb_to_recordset(arr)
-				 AS x(id jsonb, "userId" jsonb, "startDateTime" jsonb, duration jsonb,
-					  "callType" jsonb, "destinationContext" jsonb)
-		 WHERE NOT coalesce(
-				jsonb_typeof(x.id) = 'string'
-				AND (x.id #>> '{}') ~* '^\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?$'
-				AND jsonb_typeof(x."userId") = 'string' AND (x."userId" #>> '{}') <> ''
-				AND jsonb_typeof(x."startDateTime") = 'string'
-				AND (x."startDateTime" #>> '{}')
-					~ '^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$'
-				AND (x."startDateTime" #>> '{}')::timestamptz <= now() + interval '1 day'
-				AND jsonb_typeof(x.duration) = 'number'
-				AND x.duration::numeric = trunc(x.duration::numeric)
-				AND x.duration::numeric > 0 AND x.duration::numeric <= 86400
-				AND jsonb_typeof(x."callType") = 'string'
-				AND coalesce(jsonb_typeof(x."destinationContext") IN ('string', 'null'), true), false)
-		 LIMIT 1;
-		IF FOUND THEN
-		SELECT x.ord, x.id #>> '{}' AS id, c.prop, c.why, c.val INTO bad
-		  FROM ROWS FROM (jsonb_to_recordset(arr)
-				 AS (id jsonb, "userId" jsonb, "startDateTime" jsonb, duration jsonb,
-					 "callType" jsonb, "destinationContext" jsonb)) WITH ORDINALITY
-				 AS x(id, "userId", "startDateTime", duration, "callType",
-					  "destinationContext", ord),
-			   LATERAL (SELECT * FROM (VALUES
-				('id', x.id,
-				 CASE WHEN x.id IS NULL OR x.id = 'null' THEN 'is missing or null'
-					  WHEN jsonb_typeof(x.id) <> 'string' THEN 'is not a string'
-					  WHEN (x.id #>> '{}') !~* '^\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?$'
-					  THEN 'is not a GUID' END),
-				('userId', x."userId",
-				 CASE WHEN x."userId" IS NULL OR x."userId" = 'null' THEN 'is missing or null'
-					  WHEN jsonb_typeof(x."userId") <> 'string' THEN 'is not a string'
-					  WHEN (x."userId" #>> '{}') = '' THEN 'is empty' END),
-				('startDateTime', x."startDateTime",
-				 CASE WHEN x."startDateTime" IS NULL OR x."startDateTime" = 'null' THEN 'is missing or null'
-					  WHEN jsonb_typeof(x."startDateTime") <> 'string' THEN 'is not a string'
-					  WHEN (x."startDateTime" #>> '{}')
-						   !~ '^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$'
-					  THEN 'is not an ISO 8601 instant with a zone'
-					  WHEN (x."startDateTime" #>> '{}')::timestamptz > now() + interval '1 day'
-					  THEN 'is more than a day after now()' END),
-				('duration', x.duration,
-				 CASE WHEN x.duration IS NULL OR x.duration = 'null' THEN 'is missing or null'
-					  WHEN jsonb_typeof(x.duration) <> 'number' THEN 'is not a number'
-					  WHEN x.duration::numeric <> trunc(x.duration::numeric) THEN 'is not a whole number of seconds'
-					  WHEN x.duration::numeric <= 0 THEN 'is not positive'
-					  WHEN x.duration::numeric > 86400 THEN 'is longer than 24 h (86400 s)' END),
-				('callType', x."callType",
-				 CASE WHEN x."callType" IS NULL OR x."callType" = 'null' THEN 'is missing or null'
-					  WHEN jsonb_typeof(x."callType") <> 'string' THEN 'is not a string' END),
-				('destinationContext', x."destinationContext",
-				 CASE WHEN jsonb_typeof(x."destinationContext") NOT IN ('string', 'null')
-					  THEN 'is not a string or null' END)
-				) AS v(prop, val, why) WHERE v.why IS NOT NULL LIMIT 1) c
-		 ORDER BY x.ord
-		 LIMIT 1;
-		refused := FOUND;
-		END IF;
-	EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
-		FOR bad IN
-			SELECT e.ord, e.r ->> 'id' AS id, 'startDateTime'::text AS prop,
-				   'is not a real instant'::text AS why, e.r -> 'startDateTime' AS val
-			  FROM jsonb_array_elements(arr) WITH ORDINALITY AS e(r, ord)
-			 ORDER BY e.ord
-		LOOP
-			BEGIN
-				PERFORM (bad.val #>> '{}')::timestamptz;
-			EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
-				hit := true;
-				EXIT;
-			END;
-		END LOOP;
-		IF NOT hit THEN
-			RAISE;			-- not a row's startDateTime after all
-		END IF;
-		refused := true;
-	END;
-	IF refused THEN
-		PERFORM @extschema@._pstn_refuse(bad.ord, bad.id, bad.prop, bad.why, bad.val);
-	END IF;
-
-	-- every kind of call has a service
-	SELECT x."callType" AS call_type, x."destinationContext" AS dc, count(*) AS rows INTO bad
-	  FROM jsonb_to_recordset(arr) AS x("callType" text, "destinationContext" text)
-	 WHERE NOT EXISTS (SELECT 1 FROM @extschema@.call_mapping m
-						WHERE m.call_type = x."callType"
-						  AND m.destination_context IS NOT DISTINCT FROM x."destinationContext")
-	 GROUP BY 1, 2 ORDER BY 1, 2 LIMIT 1;
-	IF FOUND THEN
-		RAISE EXCEPTION 'call kind callType "%", destinationContext % is not mapped to a service',
-			bad.call_type, coalesce('"' || bad.dc || '"', 'null')
-			USING ERRCODE = 'foreign_key_violation',
-				  DETAIL = format('%s row%s of the response are of that kind; nothing was written.',
-								  bad.rows, CASE WHEN bad.rows = 1 THEN '' ELSE 's' END),
-				  HINT = 'Map the kind first: INSERT INTO overage.call_mapping (call_type, destination_context, service_id) VALUES (...).';
-	END IF;
-
-	/*
+	 * One statement, one pass over the response: _pstn_rows (src/pstn.c)
+	 * reads every row, checks and types it, and before anything is
+	 * written refuses a document that is neither shape or the first bad
+	 * row (22023, naming its position, its id and the property), then a
+	 * kind of call without a service in call_mapping (23503); it returns
+	 * the rows with their service, in Graph id order.  The response is
+	 * handed to it as it is: every other look at a large stored response
+	 * decompresses it again (about 70 ms per 100,000 rows).
+	 *
 	 * The rows not stored yet, once each (a response may carry a row
 	 * twice), in Graph id order: two loads of overlapping responses insert
 	 * their ids in the same order, so the one that waits for the other's
 	 * uncommitted id never holds an id the other waits for.  The ids come
-	 * from usage's own identity sequence, so the call in pstn_call and in
-	 * usage share it.  A row another load stored first (committed while
-	 * this one waited) is skipped by ON CONFLICT and is a duplicate.
+	 * from usage's own identity sequence, drawn only for those rows, so the
+	 * call in pstn_call and in usage share it.
+	 *
+	 * A plain INSERT first: ON CONFLICT's speculative insertion costs about
+	 * as much as the rest of the insert into pstn_call, and the rows
+	 * already stored are filtered out before.  Only a concurrent load can
+	 * then hold one of the ids: this one waits for it, and if it commits,
+	 * the insert fails on pstn_call_pkey, its subtransaction is undone, and
+	 * the same statement runs again with ON CONFLICT DO NOTHING, which
+	 * skips that load's rows: they are duplicates.
 	 */
-	WITH src AS (
-		SELECT DISTINCT ON ((x.id)::uuid)
-			   (x.id)::uuid AS call_id, x."userId" AS user_id,
-			   (x."startDateTime")::timestamptz AS started_at,
-			   (x.duration)::numeric::integer AS duration_s,
-			   x."callType" AS call_type, x."destinationContext" AS dc
-		  FROM ROWS FROM (jsonb_to_recordset(arr)
-				 AS (id text, "userId" text, "startDateTime" text, duration jsonb,
-					 "callType" text, "destinationContext" text)) WITH ORDINALITY
-				 AS x(id, "userId", "startDateTime", duration, "callType",
-					  "destinationContext", ord)
-		 ORDER BY (x.id)::uuid, x.ord
-	), fresh AS (
-		SELECT s.*, m.service_id
-		  FROM src s
-		  JOIN @extschema@.call_mapping m
-			ON m.call_type = s.call_type
-		   AND coalesce(m.destination_context, '') = coalesce(s.dc, '')
-		   AND (m.destination_context IS NULL) = (s.dc IS NULL)
-		 WHERE NOT EXISTS (SELECT 1 FROM @extschema@.pstn_call p WHERE p.call_id = s.call_id)
-		 ORDER BY s.call_id
-	), numbered AS (
-		SELECT f.*, nextval('@extschema@.usage_usage_id_seq'::regclass) AS usage_id
-		  FROM fresh f
-	), stored AS (
-		-- RETURNING carries the call on: no join back to the rows (whose
-		-- count the planner cannot know, so it could loop over them)
-		INSERT INTO @extschema@.pstn_call (call_id, usage_id, customer_id, call_type,
-										   destination_context, service_id, user_id,
-										   started_at, duration_s)
-		SELECT n.call_id, n.usage_id, ingest_pstn_calls.customer_id, n.call_type, n.dc,
-			   n.service_id, n.user_id, n.started_at, n.duration_s
-		  FROM numbered n
-		ON CONFLICT (call_id) DO NOTHING
-		RETURNING usage_id, customer_id, service_id, user_id, started_at, duration_s
-	), used AS (
-		INSERT INTO @extschema@.usage
-			(usage_id, customer_id, service_id, user_id, started_at, duration_s)
-			OVERRIDING SYSTEM VALUE
-		SELECT s.usage_id, s.customer_id, s.service_id, s.user_id, s.started_at, s.duration_s
-		  FROM stored s
-		RETURNING 1
-	)
-	SELECT count(*) INTO n FROM used;
+	BEGIN
+		WITH r AS MATERIALIZED (
+			SELECT * FROM @extschema@._pstn_rows(calls)
+		), stored AS (
+			-- RETURNING carries the call on: no join back to the rows (whose
+			-- count the planner cannot know, so it could loop over them)
+			INSERT INTO @extschema@.pstn_call (call_id, usage_id, customer_id, call_type,
+											   destination_context, service_id, user_id,
+											   started_at, duration_s)
+			SELECT f.call_id, nextval('@extschema@.usage_usage_id_seq'::regclass),
+				   ingest_pstn_calls.customer_id, f.call_type, f.destination_context,
+				   f.service_id, f.user_id, f.started_at, f.duration_s
+			  FROM (SELECT DISTINCT ON (r.call_id) r.*
+					  FROM r
+					 WHERE NOT EXISTS (SELECT 1 FROM @extschema@.pstn_call p
+										WHERE p.call_id = r.call_id)
+					 ORDER BY r.call_id, r.ord) f
+			RETURNING usage_id, customer_id, service_id, user_id, started_at, duration_s
+		), used AS (
+			INSERT INTO @extschema@.usage
+				(usage_id, customer_id, service_id, user_id, started_at, duration_s)
+				OVERRIDING SYSTEM VALUE
+			SELECT s.usage_id, s.customer_id, s.service_id, s.user_id, s.started_at, s.duration_s
+			  FROM stored s
+			 -- usage_rating's order: its index grows at one end, not at random
+			 ORDER BY date_trunc('month', s.started_at AT TIME ZONE 'UTC'), s.service_id,
+					  s.started_at, s.usage_id
+		)
+		SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM stored) INTO total, n;
+	EXCEPTION WHEN unique_violation THEN
+		GET STACKED DIAGNOSTICS pkey = CONSTRAINT_NAME;
+		IF pkey IS DISTINCT FROM 'pstn_call_pkey' THEN
+			RAISE;
+		END IF;
+		WITH r AS MATERIALIZED (
+			SELECT * FROM @extschema@._pstn_rows(calls)
+		), stored AS (
+			-- RETURNING carries the call on: no join back to the rows (whose
+			-- count the planner cannot know, so it could loop over them)
+			INSERT INTO @extschema@.pstn_call (call_id, usage_id, customer_id, call_type,
+											   destination_context, service_id, user_id,
+											   started_at, duration_s)
+			SELECT f.call_id, nextval('@extschema@.usage_usage_id_seq'::regclass),
+				   ingest_pstn_calls.customer_id, f.call_type, f.destination_context,
+				   f.service_id, f.user_id, f.started_at, f.duration_s
+			  FROM (SELECT DISTINCT ON (r.call_id) r.*
+					  FROM r
+					 WHERE NOT EXISTS (SELECT 1 FROM @extschema@.pstn_call p
+										WHERE p.call_id = r.call_id)
+					 ORDER BY r.call_id, r.ord) f
+			ON CONFLICT (call_id) DO NOTHING
+			RETURNING usage_id, customer_id, service_id, user_id, started_at, duration_s
+		), used AS (
+			INSERT INTO @extschema@.usage
+				(usage_id, customer_id, service_id, user_id, started_at, duration_s)
+				OVERRIDING SYSTEM VALUE
+			SELECT s.usage_id, s.customer_id, s.service_id, s.user_id, s.started_at, s.duration_s
+			  FROM stored s
+			 -- usage_rating's order: its index grows at one end, not at random
+			 ORDER BY date_trunc('month', s.started_at AT TIME ZONE 'UTC'), s.service_id,
+					  s.started_at, s.usage_id
+		)
+		SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM stored) INTO total, n;
+	END;
 
 	RETURN QUERY SELECT n, total - n;
 END

@@ -150,8 +150,8 @@ INSERT INTO fuzz.call VALUES
 	('overage._price_list_instant', ARRAY[$$'2/1/2023 0:00'$$], ARRAY['text']),
 	('overage.ingest_pstn_calls', ARRAY[$$'C1'$$, $$'[{"id": "00000000-0000-4000-8000-000000000001", "userId": "u", "startDateTime": "2026-02-10T00:00:00Z", "duration": 60, "callType": "user_in", "destinationContext": null}]'$$],
 		ARRAY['text', 'jsonb']),
-	('overage._pstn_refuse', ARRAY['1', $$'id'$$, $$'duration'$$, $$'is bad'$$, $$'1'$$],
-		ARRAY['bigint', 'text', 'text', 'text', 'jsonb']);
+	('overage._pstn_rows', ARRAY[$$'{"value": [{"id": "{00000000-0000-4000-8000-000000000001}", "userId": "u", "startDateTime": "2026-02-10T00:00:00.1234567+01:00", "duration": 60, "callType": "user_in"}]}'$$],
+		ARRAY['jsonb']);
 
 -- the list above is checked against the catalog: every function of the
 -- extension that is not a trigger function is called
