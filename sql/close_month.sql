@@ -93,7 +93,9 @@ UPDATE overage.usage SET started_at = '2026-10-20 10:00Z'
 \echo :LAST_ERROR_SQLSTATE
 UPDATE overage.usage SET duration_s = 70 WHERE started_at = '2026-11-02 10:00Z';
 DELETE FROM overage.usage WHERE started_at = '2026-11-03 10:00Z';
--- running figures follow: November 1 call, 70 s
+-- the figures follow once rated: November 1 call, 70 s (the insert, the
+-- update and the delete are pending; the one call left is rated)
+SELECT overage.rate_pending() AS rated;
 SELECT month, calls, seconds FROM overage.usage_month ORDER BY month;
 -- 70 s, pool 60: 10 s overage
 SELECT month, overage_seconds, quantity, amount FROM overage.preview_month('2026-11-01');

@@ -20,7 +20,12 @@ SELECT overage.close_month('2026-09-01');
 
 CREATE VIEW pg_temp.written AS
 	SELECT (SELECT count(*) FROM overage.usage) AS calls,
-		   (SELECT count(*) FROM overage.usage_month) AS figures;
+		   -- groups with figures: taken in by the rating, or pending
+		   (SELECT count(*) FROM
+				(SELECT f.month, f.customer_id, f.service_id FROM overage.usage_month f
+				 UNION
+				 SELECT p.month, u.c, u.s FROM overage.usage_pending p,
+						unnest(p.customer_id, p.service_id) AS u(c, s)) g) AS figures;
 
 -- unknown customer: 23503
 INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s)
@@ -89,6 +94,7 @@ INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duratio
 	('C1', 'CALL', 'u', '2026-10-31 23:59:59.999999Z', 86400),
 	('C1', 'CALL', 'u', now() + interval '1 day', 60);
 SELECT * FROM pg_temp.written;		-- 3 calls, 2 figures (October, and now + 1 day's month)
+SELECT overage.rate_pending() AS rated;	-- the figures are taken in by the rating: 3 calls
 SELECT month, calls, seconds FROM overage.usage_month WHERE month = '2026-10-01';	-- 2, 86401
 
 DROP VIEW pg_temp.written;

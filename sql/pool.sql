@@ -71,7 +71,8 @@ INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duratio
 INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s) VALUES
 	('C1', 'PSTN', 'alice', '2026-10-03 09:00Z', 90);
 
--- running figures: 5 calls, 310 s; 1 call, 90 s
+-- figures, once rated: 5 calls, 310 s; 1 call, 90 s
+SELECT overage.rate_pending() AS rated;
 SELECT customer_id, service_id, month, calls, seconds, first_at, last_at
   FROM overage.usage_month ORDER BY 1, 2, 3;
 

@@ -24,7 +24,10 @@ INSERT INTO overage.call_mapping VALUES ('user_in', NULL, 'INTL');
 CREATE VIEW pg_temp.written AS
 	SELECT (SELECT count(*) FROM overage.usage) AS calls,
 		   (SELECT count(*) FROM overage.pstn_call) AS graph_ids,
-		   (SELECT coalesce(sum(seconds), 0) FROM overage.usage_month) AS seconds;
+		   -- the figures: taken in by the rating, or pending
+		   (SELECT coalesce(sum(seconds), 0) FROM overage.usage_month) +
+		   (SELECT coalesce(sum(x), 0) FROM overage.usage_pending p, unnest(p.seconds) AS x)
+			 AS seconds;
 
 \set calls `cat test/data/graph_pstn_calls_sample.json`
 -- the sample: 262 rows, two of them a retry of earlier rows (same id)

@@ -223,6 +223,7 @@ RESET ROLE;
 -- Only the operator's call was ingested, and the operator closed February
 SELECT user_id, started_at, duration_s FROM overage.usage
  WHERE started_at >= '2026-02-01' ORDER BY usage_id;
+SELECT overage.rate_pending() AS rated;
 SELECT month, calls, seconds FROM overage.usage_month ORDER BY month;
 SELECT month, closed_at IS NOT NULL AS closed, closed_by, lines
   FROM overage.billing_month WHERE month = '2026-02-01';
@@ -330,6 +331,7 @@ RESET ROLE;
 -- two calls of the operator, none of the agent
 SELECT user_id, started_at, duration_s FROM overage.usage
  WHERE started_at >= '2026-03-01' ORDER BY usage_id;
+SELECT overage.rate_pending() AS rated;
 SELECT month, calls, seconds FROM overage.usage_month WHERE month = '2026-03-01';
 
 -- removing the mapping takes the rights away at once

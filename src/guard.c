@@ -30,6 +30,20 @@ PG_FUNCTION_INFO_V1(history_guard);
 
 static int	history_write_depth = 0;
 
+/* the extension's own writes of a history table, for statements run
+ * without overage_history_exec (SPI_execute over transition tables) */
+void
+overage_history_begin(void)
+{
+	history_write_depth++;
+}
+
+void
+overage_history_end(void)
+{
+	history_write_depth--;
+}
+
 /*
  * overage_history_exec
  *		overage_spi_exec() for a statement that writes a history table.

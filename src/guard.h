@@ -13,4 +13,7 @@
 extern int	overage_history_exec(SPIPlanPtr *cache, const char *sql, int nargs,
 								 Oid *argtypes, Datum *values, const char *nulls);
 
+extern void overage_history_begin(void);
+extern void overage_history_end(void);
+
 #endif							/* OVERAGE_GUARD_H */

@@ -40,7 +40,7 @@ CREATE TABLE @extschema@.usage (
 );
 
 COMMENT ON TABLE @extschema@.usage IS
-'Calls: INSERT or COPY (customer_id, service_id, user_id, started_at, duration_s), by the operator only (trigger usage_authorize; the DBA grants INSERT to the ingest role). Statement-level C triggers validate the statement''s rows (known customer and service, duration at most 86400 s, started_at finite and at most one day after now(), month not closed) and keep overage.usage_month; a refused statement writes nothing. Not partitioned; see README.';
+'Calls: INSERT or COPY (customer_id, service_id, user_id, started_at, duration_s), by the operator only (trigger usage_authorize; the DBA grants INSERT to the ingest role). Statement-level C triggers validate the statement''s rows (known customer and service, duration at most 86400 s, started_at finite and at most one day after now(), month not closed) and record them in overage.usage_pending for the rating; a refused statement writes nothing. Not partitioned; see README.';
 COMMENT ON COLUMN @extschema@.usage.usage_id IS
 'Arrival order; breaks ties between calls starting at the same instant';
 COMMENT ON COLUMN @extschema@.usage.user_id IS
@@ -73,7 +73,7 @@ CREATE TABLE @extschema@.usage_month (
 ) WITH (fillfactor = 50);
 
 COMMENT ON TABLE @extschema@.usage_month IS
-'Running figures per (customer, service, month), kept by the usage triggers: number of calls and seconds. pool_status uses them to skip the call scan when the total cannot exceed the pool.';
+'Figures per (customer, service, month) of the calls taken in by the rating: number of calls and seconds. The calls not rated yet are in overage.usage_pending; rate_pending() and close_month add them here (1.2; before, the usage triggers kept this table themselves).';
 COMMENT ON COLUMN @extschema@.usage_month.calls IS
 'Number of calls of the group in the month';
 COMMENT ON COLUMN @extschema@.usage_month.seconds IS
@@ -343,6 +343,9 @@ BEGIN
 				  DETAIL = 'Its charge lines are final; billing_month.closed_at tells when it was closed.';
 	END IF;
 
+	-- the month's calls rated (live.c): its pending calls taken in, the
+	-- alerts they cross raised; the lines then come from the rated state
+	PERFORM @extschema@._rate_pending(m);
 	INSERT INTO @extschema@.charge SELECT * FROM @extschema@._month_lines(m);
 	GET DIAGNOSTICS n = ROW_COUNT;
 

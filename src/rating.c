@@ -47,6 +47,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 
 #include "overage.h"
 #include "rating.h"
@@ -374,8 +375,8 @@ period_cmp(const void *a, const void *b)
  *		The price book of [from, to) (the month whose first day is month):
  *		every distinct (unit price, currency) of the service prices and of
  *		the service_price periods overlapping the month, the periods per
- *		(service, market) in order, and the market of every customer with
- *		calls in the month (usage_month).  Three queries per computation,
+ *		(service, market) in order, and the market of every customer (its
+ *		calls of the month may still be pending, see live.c).  Three queries per computation,
  *		whatever the number of calls.  Markets are compared in upper case.
  */
 void
@@ -415,7 +416,8 @@ rating_load_prices(RatingSet *set, TimestampTz from, TimestampTz to,
 					 2, argtypes, values, NULL, 0);
 
 	old = MemoryContextSwitchTo(set->cxt);
-	set->prices = palloc0(sizeof(RatePrice) * (SPI_processed + 1));
+	set->maxprices = SPI_processed + 4;
+	set->prices = palloc0(sizeof(RatePrice) * set->maxprices);
 	set->nprices = 0;
 	MemoryContextSwitchTo(old);
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -473,8 +475,7 @@ rating_load_prices(RatingSet *set, TimestampTz from, TimestampTz to,
 	dvalue[0] = DateADTGetDatum(month);
 	overage_spi_exec(&markets_plan,
 					 "SELECT c.customer_id, upper(c.country) FROM overage.customer c"
-					 " WHERE c.country IS NOT NULL AND c.customer_id IN"
-					 " (SELECT f.customer_id FROM overage.usage_month f WHERE f.month = $1)",
+					 " WHERE c.country IS NOT NULL AND $1 IS NOT NULL",
 					 1, dtype, dvalue, NULL, 0);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -514,6 +515,38 @@ rating_group_prices(RatingSet *set, RateGroup *g)
 	}
 }
 
+/*
+ * rating_price_index
+ *		The index of (unit price, currency) in the set's prices, added when
+ *		missing: a stored rated state's line (live.c) finds the price the
+ *		book gave it.  Prices are compared as numbers, as the book's
+ *		dense_rank does.
+ */
+int
+rating_price_index(RatingSet *set, Datum unit_price, const char *currency)
+{
+	MemoryContext old;
+
+	for (int i = 0; i < set->nprices; i++)
+		if (strcmp(set->prices[i].currency, currency) == 0 &&
+			DatumGetInt32(DirectFunctionCall2(numeric_cmp,
+											  set->prices[i].unit_price,
+											  unit_price)) == 0)
+			return i;
+	old = MemoryContextSwitchTo(set->cxt);
+	if (set->nprices == set->maxprices)
+	{
+		set->maxprices = set->maxprices ? set->maxprices * 2 : 8;
+		set->prices = set->prices ?
+			repalloc(set->prices, sizeof(RatePrice) * set->maxprices) :
+			palloc0(sizeof(RatePrice) * set->maxprices);
+	}
+	set->prices[set->nprices].unit_price = datumCopy(unit_price, false, -1);
+	set->prices[set->nprices].currency = pstrdup(currency);
+	MemoryContextSwitchTo(old);
+	return set->nprices++;
+}
+
 /* the price in effect at t; t must not go backwards between calls */
 static int
 price_at(RateGroup *g, TimestampTz t)
@@ -547,6 +580,10 @@ rating_begin(RateGroup *g)
 	g->overage = 0;
 	g->unassigned = 0;
 	g->ntotals = 0;
+	g->calls = 0;
+	g->last_at = DT_NOBEGIN;
+	g->reached = 0;
+	g->ncrossings = 0;
 }
 
 /* the pool at t; t must not go backwards between calls */
@@ -631,6 +668,52 @@ add_total(RateGroup *g, HolderSpan *span, int price, int64 seconds)
 	g->ntotals++;
 }
 
+/* the holder span containing t, NULL when nobody holds it (None or never
+ * assigned); t must not go backwards between calls */
+static HolderSpan *
+span_at(RateGroup *g, TimestampTz t)
+{
+	while (g->spanpos < g->nspans && !g->spans[g->spanpos].to_open &&
+		   g->spans[g->spanpos].to <= t)
+		g->spanpos++;
+	if (g->spanpos < g->nspans && g->spans[g->spanpos].from <= t &&
+		g->spans[g->spanpos].partner != NULL)
+		return &g->spans[g->spanpos];
+	return NULL;
+}
+
+/*
+ * a watched group's pool thresholds (SPEC "Budgets and alerts"): the
+ * included seconds reach 80 % or 100 % of the pool at the call's instant
+ */
+static void
+watch_pool(RateGroup *g, TimestampTz t, int64 pool)
+{
+	static const int percents[2] = {80, 100};
+
+	if (pool <= 0)
+		return;
+	for (int i = 0; i < 2; i++)
+	{
+		int			bit = 1 << i;
+		PoolCrossing *c;
+		HolderSpan *span;
+
+		if ((g->reached & bit) || g->included * 100 < (int64) percents[i] * pool)
+			continue;
+		g->reached |= bit;
+		if (g->crossings == NULL)
+			g->crossings = MemoryContextAlloc(g->cxt, sizeof(PoolCrossing) * 2);
+		span = span_at(g, t);
+		c = &g->crossings[g->ncrossings++];
+		c->percent = percents[i];
+		c->at = t;
+		c->included = g->included;
+		c->pool = pool;
+		c->partner = span ? span->partner : NULL;
+	}
+}
+
 /*
  * rating_call
  *		Attribute one call starting at t lasting duration seconds; calls
@@ -643,26 +726,27 @@ rating_call(RateGroup *g, TimestampTz t, int32 duration)
 	int64		included = pool - g->included;
 	int64		over;
 	int			price;
+	HolderSpan *span;
 
 	if (included < 0)
 		included = 0;
 	if (included > duration)
 		included = duration;
 	over = duration - included;
+	g->calls++;
+	g->last_at = t;
 	g->used += duration;
 	g->included += included;
+	if (g->watch && g->reached != (LIVE_REACHED_80 | LIVE_REACHED_100))
+		watch_pool(g, t, pool);
 	if (over == 0)
 		return;
 	g->overage += over;
 	price = price_at(g, t);
 
-	/* the span containing t, if any */
-	while (g->spanpos < g->nspans && !g->spans[g->spanpos].to_open &&
-		   g->spans[g->spanpos].to <= t)
-		g->spanpos++;
-	if (g->spanpos < g->nspans && g->spans[g->spanpos].from <= t &&
-		g->spans[g->spanpos].partner != NULL)
-		add_total(g, &g->spans[g->spanpos], price, over);
+	span = span_at(g, t);
+	if (span != NULL)
+		add_total(g, span, price, over);
 	else
 	{
 		g->unassigned += over;

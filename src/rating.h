@@ -59,6 +59,25 @@ typedef struct PricePeriod
 	int			price;
 } PricePeriod;
 
+/* a pool threshold (80 or 100 % of the pool) reached by a call (live.c) */
+typedef struct PoolCrossing
+{
+	int			percent;
+	TimestampTz at;				/* start of the call that reached it */
+	int64		included;		/* included seconds after that call */
+	int64		pool;			/* the pool at that instant */
+	char	   *partner;		/* holder at that instant, NULL: none */
+} PoolCrossing;
+
+/* how live.c brings a group up to date */
+typedef enum LiveMode
+{
+	LIVE_NONE = 0,				/* no calls known (a group of the histories only) */
+	LIVE_DONE,					/* its rated state is current: no call is read */
+	LIVE_RESUME,				/* rated state, then the calls from rated_to on */
+	LIVE_FULL					/* every call of the month, from the start */
+} LiveMode;
+
 /* one (customer, service) of a month: its step functions and its totals */
 typedef struct RateGroup
 {
@@ -92,6 +111,30 @@ typedef struct RateGroup
 	HolderTotal *totals;
 	int			ntotals;
 	int			maxtotals;
+	int64		calls;			/* calls so far */
+	TimestampTz last_at;		/* start of the last call so far */
+
+	/* live rating (live.c): the stored rated state and what outdates it */
+	LiveMode	mode;
+	bool		rated;			/* has a stored rated state */
+	TimestampTz rated_to;		/* it covers every call starting before this */
+	int64		r_calls;
+	int64		r_used;
+	int64		r_included;
+	int64		r_overage;
+	int64		r_unassigned;
+	int			r_reached;		/* pool thresholds reached (bits: 1 = 80 %, 2 = 100 %) */
+	HolderTotal *r_totals;
+	int			r_ntotals;
+	TimestampTz pending_from;	/* earliest unrated call (DT_NOEND: none) */
+	TimestampTz stale_from;		/* earliest dated change since (DT_NOEND: none) */
+	bool		has_pending;	/* unrated calls (or removals) exist */
+
+	/* pool thresholds: watched only when alerts are raised */
+	bool		watch;
+	int			reached;
+	PoolCrossing *crossings;
+	int			ncrossings;
 } RateGroup;
 
 /* the groups of one computation, in a memory context of their own; the
@@ -103,6 +146,7 @@ typedef struct RatingSet
 	bool		prices_loaded;
 	RatePrice  *prices;			/* distinct (unit price, currency) */
 	int			nprices;
+	int			maxprices;
 	HTAB	   *schedules;		/* (service, market) -> its price periods */
 	HTAB	   *fallbacks;		/* (service, "") -> the service's own price */
 	HTAB	   *markets;		/* (customer, "") -> its market */
@@ -122,5 +166,40 @@ extern void rating_begin(RateGroup *g);
 extern int64 rating_pool_at(RateGroup *g, TimestampTz t);
 extern int64 rating_min_pool(RateGroup *g, TimestampTz from, TimestampTz to);
 extern void rating_call(RateGroup *g, TimestampTz t, int32 duration);
+extern int	rating_price_index(RatingSet *set, Datum unit_price,
+							   const char *currency);
+
+/* live rating (live.c): one reading of a month, or of one group as of at */
+typedef struct StaleMark StaleMark;
+
+typedef struct LiveRun
+{
+	RatingSet  *set;
+	DateADT		month;
+	TimestampTz mstart;
+	TimestampTz mend;
+	const char *customer;		/* one group, or NULL: every group */
+	const char *service;
+	TimestampTz at;				/* the calls before at (DT_NOEND: all) */
+	bool		consume;		/* take the pending calls in (rate_pending) */
+	bool		watch;			/* watch the pool thresholds */
+	bool		load_marks;		/* read the dated changes (else: marks) */
+	StaleMark  *marks;
+	int			nmarks;
+	long		ngroups;		/* groups with calls */
+	long		nscan;			/* of which walked */
+	int64		walked;			/* calls walked */
+} LiveRun;
+
+extern void live_run(LiveRun *run);
+
+#define LIVE_REACHED_80		1
+#define LIVE_REACHED_100	2
+
+extern bool live_rating_installed(void);
+extern void live_load(RatingSet *set, DateADT month, TimestampTz mstart,
+					  const char *customer, const char *service, bool consume);
+extern void live_restore(RateGroup *g);
+extern TimestampTz live_next_us(TimestampTz t);
 
 #endif							/* OVERAGE_RATING_H */

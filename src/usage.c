@@ -21,8 +21,13 @@
  *		 close_month locks the month FOR UPDATE, so a close waits for this
  *		 transaction and an ingest after a close sees it closed: a call is
  *		 in the closed month's lines or refused, never lost;
- *	  4. upserts overage.usage_month once per group, in key order (so two
- *		 loads touching the same groups cannot deadlock), in one statement.
+ *	  4. records the statement's figures as calls not rated yet: one
+ *		 overage.usage_pending row per month, the groups in parallel
+ *		 arrays (1.2).  An insert, never an update of a shared row, so
+ *		 loaders of the same customers never wait for each other's commit;
+ *		 rate_pending() (live.c) adds them to usage_month and rates them.
+ *		 A database still at 1.0/1.1 upserts usage_month itself, once per
+ *		 group in key order (two loads cannot deadlock).
  *
  * Any error aborts the statement, so nothing of a refused statement stays.
  * pg_dump's reload of the calls is taken as it is (restore.c): usage_month
@@ -54,6 +59,7 @@
 #include "restore.h"
 #include "guard.h"
 #include "month.h"
+#include "rating.h"
 #include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(usage_ingest);
@@ -354,6 +360,7 @@ Datum
 usage_ingest(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr figures = NULL;
+	static SPIPlanPtr pending = NULL;
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	TriggerEvent event;
 	TupleDesc	desc;
@@ -497,17 +504,31 @@ usage_ingest(PG_FUNCTION_ARGS)
 		values[5] = PointerGetDatum(construct_array(first, ngroups, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		values[6] = PointerGetDatum(construct_array(last, ngroups, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 
-		overage_history_exec(&figures,
-							 "INSERT INTO overage.usage_month AS f"
-							 " (customer_id, service_id, month, calls, seconds, first_at, last_at)"
-							 " SELECT * FROM unnest($1::text[], $2::text[], $3::date[],"
-							 " $4::int8[], $5::int8[], $6::timestamptz[], $7::timestamptz[])"
-							 " ON CONFLICT (month, customer_id, service_id) DO UPDATE"
-							 " SET calls = f.calls + excluded.calls,"
-							 " seconds = f.seconds + excluded.seconds,"
-							 " first_at = least(f.first_at, excluded.first_at),"
-							 " last_at = greatest(f.last_at, excluded.last_at)",
-							 7, argtypes, values, NULL);
+		if (live_rating_installed())
+			overage_history_exec(&pending,
+								 "INSERT INTO overage.usage_pending"
+								 " (month, customer_id, service_id, first_at, last_at, calls, seconds)"
+								 " SELECT u.m, array_agg(u.c ORDER BY u.c, u.s),"
+								 "  array_agg(u.s ORDER BY u.c, u.s), array_agg(u.f ORDER BY u.c, u.s),"
+								 "  array_agg(u.l ORDER BY u.c, u.s), array_agg(u.n ORDER BY u.c, u.s),"
+								 "  array_agg(u.secs ORDER BY u.c, u.s)"
+								 " FROM unnest($1::text[], $2::text[], $3::date[], $4::int8[],"
+								 "  $5::int8[], $6::timestamptz[], $7::timestamptz[])"
+								 "  AS u(c, s, m, n, secs, f, l)"
+								 " GROUP BY u.m",
+								 7, argtypes, values, NULL);
+		else
+			overage_history_exec(&figures,
+								 "INSERT INTO overage.usage_month AS f"
+								 " (customer_id, service_id, month, calls, seconds, first_at, last_at)"
+								 " SELECT * FROM unnest($1::text[], $2::text[], $3::date[],"
+								 " $4::int8[], $5::int8[], $6::timestamptz[], $7::timestamptz[])"
+								 " ON CONFLICT (month, customer_id, service_id) DO UPDATE"
+								 " SET calls = f.calls + excluded.calls,"
+								 " seconds = f.seconds + excluded.seconds,"
+								 " first_at = least(f.first_at, excluded.first_at),"
+								 " last_at = greatest(f.last_at, excluded.last_at)",
+								 7, argtypes, values, NULL);
 	}
 
 	SPI_finish();

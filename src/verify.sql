@@ -252,10 +252,10 @@ BEGIN
 	RETURN QUERY SELECT * FROM @extschema@._verify_result('license_quantity', n, 'licences', bad);
 
 	/*
-	 * usage_month: the running figures of each (customer, service, month)
-	 * are the count and the seconds of its calls, and first_at and last_at
-	 * bound their starts (a group whose calls were all deleted keeps a row
-	 * with zeros).
+	 * usage_month: the figures of each (customer, service, month), with
+	 * those of its calls not rated yet (usage_pending, 1.2), are the count
+	 * and the seconds of its calls, and first_at and last_at bound their
+	 * starts (a group whose calls were all deleted keeps a row with zeros).
 	 */
 	SELECT count(*), array_agg(k ORDER BY k) FILTER (WHERE NOT agree)
 	  INTO n, bad
@@ -278,7 +278,19 @@ BEGIN
 						   min(c.started_at) AS first_at, max(c.started_at) AS last_at
 					  FROM @extschema@.usage c
 					 GROUP BY 1, 2, 3) u
-			  FULL JOIN @extschema@.usage_month m
+			  FULL JOIN (SELECT f.month, f.customer_id, f.service_id,
+								sum(f.calls) AS calls, sum(f.seconds) AS seconds,
+								min(f.first_at) AS first_at, max(f.last_at) AS last_at
+						   FROM (SELECT um.month, um.customer_id, um.service_id, um.calls,
+										um.seconds, um.first_at, um.last_at
+								   FROM @extschema@.usage_month um
+								 UNION ALL
+								 SELECT p.month, x.c, x.s, x.n, x.secs, x.f, x.l
+								   FROM @extschema@.usage_pending p,
+										unnest(p.customer_id, p.service_id, p.calls,
+											   p.seconds, p.first_at, p.last_at)
+										  AS x(c, s, n, secs, f, l)) f
+						  GROUP BY 1, 2, 3) m
 				ON m.customer_id = u.customer_id AND m.service_id = u.service_id
 			   AND m.month = u.month) x;
 	RETURN QUERY SELECT * FROM @extschema@._verify_result('usage_month', n, 'groups', bad);

@@ -95,8 +95,21 @@ DROP FUNCTION @extschema@.add_agent(name, text, text);
 DROP FUNCTION @extschema@._rate_month(date);
 
 /*
+ * Live rating (src/rating.sql): ingest records the calls not rated yet in
+ * usage_pending instead of updating usage_month itself.  The comments of
+ * the two tables say so (a fresh install takes them from
+ * src/metering.sql).  Groups with calls from before the update have no
+ * rated state: the readers rate them in full, rate_pending() stores them.
+ */
+COMMENT ON TABLE @extschema@.usage IS
+'Calls: INSERT or COPY (customer_id, service_id, user_id, started_at, duration_s), by the operator only (trigger usage_authorize; the DBA grants INSERT to the ingest role). Statement-level C triggers validate the statement''s rows (known customer and service, duration at most 86400 s, started_at finite and at most one day after now(), month not closed) and record them in overage.usage_pending for the rating; a refused statement writes nothing. Not partitioned; see README.';
+COMMENT ON TABLE @extschema@.usage_month IS
+'Figures per (customer, service, month) of the calls taken in by the rating: number of calls and seconds. The calls not rated yet are in overage.usage_pending; rate_pending() and close_month add them here (1.2; before, the usage triggers kept this table themselves).';
+
+/*
  * New in 1.2, wholly: the tables parts of src/transfer.sql (the three-party
- * transfer) and src/inputs.sql (price list staging, prices by market and
+ * transfer), src/rating.sql (live rating) and src/inputs.sql (price list
+ * staging, prices by market and
  * date, Graph call kinds, Graph ids ingested) follow this file in the
  * built upgrade script (Makefile, SQL_NEW), so they are not copied here.
  */

@@ -1,0 +1,1260 @@
+/*-------------------------------------------------------------------------
+ *
+ * live.c
+ *	  Live rating (SPEC 1.2 "Live rating"): the rated state of every
+ *	  (customer, service, month), brought up to date by rate_pending() and
+ *	  read, with the calls not rated yet, by close_month, preview_month
+ *	  (close.c) and pool_status (pool_status.c).
+ *
+ * The rated state of a group (overage.rated_group and its rated_line
+ * rows) is what the attribution engine (rating.c) holds after walking
+ * every call of the group that starts before rated_to: included_before,
+ * the seconds used, the overage per (holder subscription, reseller,
+ * price), the pool thresholds reached.  Walking is forward only, so the
+ * engine can go on from a stored state exactly as if it had walked those
+ * calls itself -- provided nothing before rated_to has changed since:
+ *
+ *	  usage_pending	the calls not rated yet, one row per ingest statement
+ *					and month (the usage trigger, usage.c): per group the
+ *					earliest start (of removed calls too);
+ *	  rating_stale	dated changes of licences, holders, prices, markets
+ *					(trigger rating_mark_stale below): per customer and
+ *					service (NULL: all) the instant from which they act.
+ *
+ * A group whose state has no pending call or change before rated_to is
+ * current: with no pending call it is DONE (nothing is read), with only
+ * later ones it RESUMEs from the state over the calls from rated_to on.
+ * Otherwise -- a late call, a dated change inside the rated stretch, or
+ * no state at all -- it is rated in FULL from the start of its month.
+ * Every reader applies the same rule to what its snapshot sees, and a
+ * pending row is deleted in the same transaction that writes the state
+ * covering it, so the figures are the same whether and whenever
+ * rate_pending ran.
+ *
+ * Why a pending row cannot be lost: rate_pending deletes the pending
+ * rows (DELETE ... RETURNING) before it reads the calls, each statement
+ * with a fresh snapshot, so the calls of every row it deleted are among
+ * the calls it reads (they committed together).  Calls committed after
+ * the delete leave their pending row behind; if they start before the
+ * new rated_to, that row makes the group stale, which is only extra work.
+ *
+ * Writers never wait for each other: ingest inserts pending rows, never
+ * updates a shared one; rate_pending (and close_month's rating of its
+ * month) take turns on a transaction-level advisory lock.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/params.h"
+#include "tcop/dest.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/uuid.h"
+
+#include "overage.h"
+#include "guard.h"
+#include "month.h"
+#include "rating.h"
+#include "restore.h"
+#include "spi_util.h"
+
+PG_FUNCTION_INFO_V1(rate_pending);
+PG_FUNCTION_INFO_V1(rating_mark_stale);
+
+/* the advisory lock rate_pending and close_month's rating take turns on */
+#define LIVE_LOCK_SQL "SELECT pg_catalog.pg_advisory_xact_lock(1870030194, 1)"
+
+/*
+ * live_rating_installed
+ *		Does the extension's SQL have the live-rating tables (1.2 on)?  The
+ *		library also serves a database still at 1.0 or 1.1.
+ */
+bool
+live_rating_installed(void)
+{
+	Oid			nsp = get_namespace_oid("overage", true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("usage_pending", nsp));
+}
+
+/* the instant one microsecond after t */
+TimestampTz
+live_next_us(TimestampTz t)
+{
+	return t + 1;
+}
+
+/* a dated change: the groups it matches are stale from `from` */
+struct StaleMark
+{
+	char	   *customer;		/* NULL: every customer */
+	char	   *service;		/* NULL: every service */
+	TimestampTz from;
+};
+
+static char *
+spi_str(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+static TimestampTz
+spi_time(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+
+	return DatumGetTimestampTz(SPI_getbinval(tup, desc, col, &isnull));
+}
+
+static int64
+spi_int8(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/* run a cached plan with $1 = month and, for one group, $2, $3 */
+static void
+month_query(SPIPlanPtr *all_plan, const char *all_sql,
+			SPIPlanPtr *one_plan, const char *one_sql,
+			DateADT month, const char *customer, const char *service,
+			bool write)
+{
+	Oid			argtypes[3] = {DATEOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+
+	values[0] = DateADTGetDatum(month);
+	if (customer == NULL)
+	{
+		if (write)
+			overage_history_exec(all_plan, all_sql, 1, argtypes, values, NULL);
+		else
+			overage_spi_exec(all_plan, all_sql, 1, argtypes, values, NULL, 0);
+	}
+	else
+	{
+		values[1] = CStringGetTextDatum(customer);
+		values[2] = CStringGetTextDatum(service);
+		overage_spi_exec(one_plan, one_sql, 3, argtypes, values, NULL, 0);
+	}
+}
+
+/* the stored rated states of the month (or of one group) */
+static void
+load_rated(RatingSet *set, DateADT month, const char *customer,
+		   const char *service)
+{
+	static SPIPlanPtr all_groups = NULL;
+	static SPIPlanPtr one_group = NULL;
+	static SPIPlanPtr all_lines = NULL;
+	static SPIPlanPtr one_line = NULL;
+	RateGroup  *g = NULL;
+
+#define RATED_SQL \
+	"SELECT r.customer_id, r.service_id, r.rated_to, r.calls, r.used_s," \
+	" r.included_s, r.overage_s, r.unassigned_s, r.reached" \
+	" FROM overage.rated_group r WHERE r.month = $1"
+	month_query(&all_groups, RATED_SQL,
+				&one_group, RATED_SQL " AND r.customer_id = $2 AND r.service_id = $3",
+				month, customer, service, false);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *c = spi_str(tup, desc, 1);
+		char	   *s = spi_str(tup, desc, 2);
+
+		g = rating_group(set, c, s);
+		g->rated = true;
+		g->mode = LIVE_FULL;	/* known; the plan decides */
+		g->rated_to = spi_time(tup, desc, 3);
+		g->r_calls = spi_int8(tup, desc, 4);
+		g->r_used = spi_int8(tup, desc, 5);
+		g->r_included = spi_int8(tup, desc, 6);
+		g->r_overage = spi_int8(tup, desc, 7);
+		g->r_unassigned = spi_int8(tup, desc, 8);
+		g->r_reached = DatumGetInt16(SPI_getbinval(tup, desc, 9, &isnull));
+		pfree(c);
+		pfree(s);
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+#define LINES_SQL \
+	"SELECT l.customer_id, l.service_id, l.partner_id, l.subscription_id," \
+	" l.reseller_id, l.unit_price, l.currency, l.overage_s" \
+	" FROM overage.rated_line l WHERE l.month = $1"
+	month_query(&all_lines, LINES_SQL " ORDER BY l.customer_id, l.service_id",
+				&one_line, LINES_SQL " AND l.customer_id = $2 AND l.service_id = $3",
+				month, customer, service, false);
+	g = NULL;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *c = spi_str(tup, desc, 1);
+		char	   *s = spi_str(tup, desc, 2);
+		char	   *partner = spi_str(tup, desc, 3);
+		char	   *reseller = spi_str(tup, desc, 5);
+		char	   *currency = spi_str(tup, desc, 7);
+		HolderTotal *t;
+		Datum		d;
+
+		if (g == NULL || strcmp(g->customer, c) != 0 || strcmp(g->service, s) != 0)
+			g = rating_group(set, c, s);
+		if (g->r_totals == NULL)
+			g->r_totals = MemoryContextAllocZero(g->cxt, sizeof(HolderTotal) * 4);
+		else if (g->r_ntotals % 4 == 0)
+			g->r_totals = repalloc(g->r_totals, sizeof(HolderTotal) * (g->r_ntotals + 4));
+		t = &g->r_totals[g->r_ntotals++];
+		memset(t, 0, sizeof(HolderTotal));
+		if (partner != NULL)
+		{
+			t->partner = MemoryContextStrdup(g->cxt, partner);
+			d = SPI_getbinval(tup, desc, 4, &isnull);
+			memcpy(&t->subscription, DatumGetUUIDP(d), sizeof(pg_uuid_t));
+			if (reseller != NULL)
+				t->reseller = MemoryContextStrdup(g->cxt, reseller);
+		}
+		t->price = rating_price_index(set, SPI_getbinval(tup, desc, 6, &isnull),
+									  currency);
+		t->seconds = spi_int8(tup, desc, 8);
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/* the groups of the month with calls already in usage_month */
+static void
+load_known(RatingSet *set, DateADT month)
+{
+	static SPIPlanPtr plan = NULL;
+
+	month_query(&plan, "SELECT f.customer_id, f.service_id FROM overage.usage_month f"
+				" WHERE f.month = $1", NULL, NULL, month, NULL, NULL, false);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		char	   *c = spi_str(tup, SPI_tuptable->tupdesc, 1);
+		char	   *s = spi_str(tup, SPI_tuptable->tupdesc, 2);
+		RateGroup  *g = rating_group(set, c, s);
+
+		if (g->mode == LIVE_NONE)
+			g->mode = LIVE_FULL;
+		pfree(c);
+		pfree(s);
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * load_pending
+ *		The calls not rated yet of the month (or of one group): per group
+ *		the earliest start.  consume: delete the pending rows and add their
+ *		figures to usage_month, in one statement (rate_pending and
+ *		close_month, under the advisory lock).
+ */
+static void
+load_pending(RatingSet *set, DateADT month, const char *customer,
+			 const char *service, bool consume)
+{
+	static SPIPlanPtr consume_plan = NULL;
+	static SPIPlanPtr all_plan = NULL;
+	static SPIPlanPtr one_plan = NULL;
+
+	if (consume)
+		month_query(&consume_plan,
+					"WITH d AS (DELETE FROM overage.usage_pending p WHERE p.month = $1"
+					"  RETURNING p.*),"
+					" a AS (SELECT u.c, u.s, min(u.f) AS f, max(u.l) AS l,"
+					"  sum(u.n)::int8 AS n, sum(u.secs)::int8 AS secs"
+					"  FROM d, unnest(d.customer_id, d.service_id, d.first_at, d.last_at,"
+					"   d.calls, d.seconds) AS u(c, s, f, l, n, secs)"
+					"  GROUP BY u.c, u.s),"
+					" f AS (INSERT INTO overage.usage_month AS f"
+					"  (customer_id, service_id, month, calls, seconds, first_at, last_at)"
+					"  SELECT a.c, a.s, $1, a.n, a.secs, a.f, a.l FROM a ORDER BY a.c, a.s"
+					"  ON CONFLICT (month, customer_id, service_id) DO UPDATE"
+					"  SET calls = f.calls + excluded.calls,"
+					"   seconds = f.seconds + excluded.seconds,"
+					"   first_at = least(f.first_at, excluded.first_at),"
+					"   last_at = greatest(f.last_at, excluded.last_at))"
+					" SELECT a.c, a.s, a.f FROM a",
+					NULL, NULL, month, NULL, NULL, true);
+	else
+		month_query(&all_plan,
+					"SELECT u.c, u.s, min(u.f) FROM overage.usage_pending p,"
+					" unnest(p.customer_id, p.service_id, p.first_at) AS u(c, s, f)"
+					" WHERE p.month = $1 GROUP BY u.c, u.s",
+					&one_plan,
+					"SELECT u.c, u.s, min(u.f) FROM overage.usage_pending p,"
+					" unnest(p.customer_id, p.service_id, p.first_at) AS u(c, s, f)"
+					" WHERE p.month = $1 AND u.c = $2 AND u.s = $3 GROUP BY u.c, u.s",
+					month, customer, service, false);
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *c = spi_str(tup, desc, 1);
+		char	   *s = spi_str(tup, desc, 2);
+		RateGroup  *g = rating_group(set, c, s);
+		TimestampTz f = spi_time(tup, desc, 3);
+
+		if (g->mode == LIVE_NONE)
+			g->mode = LIVE_FULL;
+		g->has_pending = true;
+		if (f < g->pending_from)
+			g->pending_from = f;
+		pfree(c);
+		pfree(s);
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * load_marks
+ *		The dated changes not taken in yet (or those matching one group);
+ *		consume: delete them (rate_pending of every open month).
+ */
+static StaleMark *
+load_marks(const char *customer, const char *service, bool consume, int *nmarks)
+{
+	static SPIPlanPtr consume_plan = NULL;
+	static SPIPlanPtr all_plan = NULL;
+	static SPIPlanPtr one_plan = NULL;
+	StaleMark  *marks;
+
+	if (consume)
+		overage_history_exec(&consume_plan,
+							 "DELETE FROM overage.rating_stale x"
+							 " RETURNING x.customer_id, x.service_id, x.from_at",
+							 0, NULL, NULL, NULL);
+	else if (customer == NULL)
+		overage_spi_exec(&all_plan,
+						 "SELECT x.customer_id, x.service_id, min(x.from_at)"
+						 " FROM overage.rating_stale x GROUP BY 1, 2",
+						 0, NULL, NULL, NULL, 0);
+	else
+	{
+		Oid			argtypes[2] = {TEXTOID, TEXTOID};
+		Datum		values[2];
+
+		values[0] = CStringGetTextDatum(customer);
+		values[1] = CStringGetTextDatum(service);
+		overage_spi_exec(&one_plan,
+						 "SELECT x.customer_id, x.service_id, min(x.from_at)"
+						 " FROM overage.rating_stale x"
+						 " WHERE (x.customer_id IS NULL OR x.customer_id = $1)"
+						 "  AND (x.service_id IS NULL OR x.service_id = $2)"
+						 " GROUP BY 1, 2",
+						 2, argtypes, values, NULL, 0);
+	}
+	marks = palloc(sizeof(StaleMark) * (SPI_processed + 1));
+	*nmarks = (int) SPI_processed;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		marks[i].customer = spi_str(tup, desc, 1);
+		marks[i].service = spi_str(tup, desc, 2);
+		marks[i].from = spi_time(tup, desc, 3);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return marks;
+}
+
+/* make the groups the marks match stale from their instants */
+static void
+apply_marks(RatingSet *set, StaleMark *marks, int nmarks)
+{
+	HASH_SEQ_STATUS seq;
+	RateGroup  *g;
+
+	if (nmarks == 0)
+		return;
+	hash_seq_init(&seq, set->groups);
+	while ((g = (RateGroup *) hash_seq_search(&seq)) != NULL)
+		for (int i = 0; i < nmarks; i++)
+			if ((marks[i].customer == NULL || strcmp(marks[i].customer, g->customer) == 0) &&
+				(marks[i].service == NULL || strcmp(marks[i].service, g->service) == 0) &&
+				marks[i].from < g->stale_from)
+				g->stale_from = marks[i].from;
+}
+
+/* the walking state of a group set to its stored rated state */
+void
+live_restore(RateGroup *g)
+{
+	rating_begin(g);
+	g->calls = g->r_calls;
+	g->used = g->r_used;
+	g->included = g->r_included;
+	g->overage = g->r_overage;
+	g->unassigned = g->r_unassigned;
+	g->reached = g->r_reached;
+	if (g->r_ntotals > g->maxtotals)
+	{
+		g->maxtotals = g->r_ntotals;
+		g->totals = g->totals ?
+			repalloc(g->totals, sizeof(HolderTotal) * g->maxtotals) :
+			MemoryContextAlloc(g->cxt, sizeof(HolderTotal) * g->maxtotals);
+	}
+	if (g->r_ntotals > 0)
+		memcpy(g->totals, g->r_totals, sizeof(HolderTotal) * g->r_ntotals);
+	g->ntotals = g->r_ntotals;
+}
+
+/* the mode of a group for the calls before `at` (DT_NOEND: all) */
+static void
+plan_group(RateGroup *g, TimestampTz at)
+{
+	if (g->mode == LIVE_NONE)
+		return;
+	if (!g->rated || g->pending_from < g->rated_to ||
+		g->stale_from < g->rated_to || g->rated_to > at)
+		g->mode = LIVE_FULL;
+	else if (g->has_pending)
+		g->mode = LIVE_RESUME;
+	else
+		g->mode = LIVE_DONE;
+}
+
+/*
+ * The calls are streamed from the executor into the engine (no SPI tuple
+ * table): columns customer_id, service_id, started_at, duration_s, in
+ * order of (customer, service, started_at, usage_id).
+ */
+typedef struct LiveReceiver
+{
+	DestReceiver pub;
+	LiveRun    *run;
+	RateGroup  *group;
+	int			clen;
+	int			slen;
+} LiveReceiver;
+
+static inline bool
+text_eq(Datum d, const char *s, int len)
+{
+	text	   *t = (text *) DatumGetPointer(d);
+
+	return (int) VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), s, len) == 0;
+}
+
+/* start a group's walk as its mode says */
+static void
+start_group(LiveRun *run, RateGroup *g)
+{
+	if (g->mode == LIVE_NONE)
+		g->mode = LIVE_FULL;	/* calls of a group nobody knew of */
+	g->watch = run->watch;
+	if (g->mode == LIVE_FULL)
+		rating_begin(g);
+	else
+		live_restore(g);
+	if (run->set->prices_loaded)
+		rating_group_prices(run->set, g);
+}
+
+static bool
+live_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	LiveReceiver *r = (LiveReceiver *) self;
+	RateGroup  *g = r->group;
+	Datum		c;
+	Datum		s;
+	TimestampTz t;
+
+	slot_getallattrs(slot);
+	c = slot->tts_values[0];
+	s = slot->tts_values[1];
+	if (g == NULL || !text_eq(c, g->customer, r->clen) ||
+		!text_eq(s, g->service, r->slen))
+	{
+		char	   *cs = TextDatumGetCString(c);
+		char	   *ss = TextDatumGetCString(s);
+		bool		fresh;
+
+		g = rating_group(r->run->set, cs, ss);
+		fresh = (g->mode == LIVE_NONE);
+		if (fresh)
+			start_group(r->run, g);
+		pfree(cs);
+		pfree(ss);
+		r->group = g;
+		r->clen = strlen(g->customer);
+		r->slen = strlen(g->service);
+	}
+	if (g->mode == LIVE_DONE)
+		return true;
+	t = DatumGetTimestampTz(slot->tts_values[2]);
+	if (g->mode == LIVE_RESUME && t < g->rated_to)
+		return true;
+	rating_call(g, t, DatumGetInt32(slot->tts_values[3]));
+	r->run->walked++;
+	return true;
+}
+
+static void
+live_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+}
+
+static void
+live_shutdown(DestReceiver *self)
+{
+}
+
+static void
+live_destroy(DestReceiver *self)
+{
+}
+
+/* stream the calls of plan into the receiver */
+static void
+stream_calls(LiveRun *run, SPIPlanPtr plan, int nparams, Datum *values,
+			 Oid *types)
+{
+	LiveReceiver receiver;
+	ParamListInfo params = makeParamList(nparams);
+	SPIExecuteOptions options;
+	int			rc;
+
+	memset(&receiver, 0, sizeof(receiver));
+	receiver.pub.receiveSlot = live_receive;
+	receiver.pub.rStartup = live_startup;
+	receiver.pub.rShutdown = live_shutdown;
+	receiver.pub.rDestroy = live_destroy;
+	receiver.pub.mydest = DestNone;
+	receiver.run = run;
+
+	for (int i = 0; i < nparams; i++)
+	{
+		params->params[i].value = values[i];
+		params->params[i].isnull = false;
+		params->params[i].pflags = PARAM_FLAG_CONST;
+		params->params[i].ptype = types[i];
+	}
+	memset(&options, 0, sizeof(options));
+	options.params = params;
+	options.read_only = false;	/* a fresh snapshot */
+	options.dest = (DestReceiver *) &receiver;
+	/* SPI reports SPI_OK_UTILITY for a SELECT whose rows go to a DestNone receiver */
+	rc = SPI_execute_plan_extended(plan, &options);
+	if (rc < 0)
+		elog(ERROR, "live rating: calls query failed: %s", SPI_result_code_string(rc));
+}
+
+static SPIPlanPtr
+keep_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "live rating: cannot prepare \"%s\"", sql);
+		*cache = plan;
+	}
+	return *cache;
+}
+
+/* every call of the month, in rating order ($1: the month start as a
+ * timestamp without time zone, as in the index) */
+static void
+scan_month(LiveRun *run)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {TIMESTAMPOID};
+	Datum		values[1];
+
+	keep_plan(&plan,
+			  "SELECT u.customer_id, u.service_id, u.started_at, u.duration_s"
+			  " FROM overage.usage u"
+			  " WHERE date_trunc('month', u.started_at AT TIME ZONE 'UTC') = $1"
+			  " ORDER BY date_trunc('month', u.started_at AT TIME ZONE 'UTC'),"
+			  " u.customer_id, u.service_id, u.started_at, u.usage_id",
+			  1, types);
+	values[0] = TimestampGetDatum((Timestamp) run->mstart);
+	stream_calls(run, plan, 1, values, types);
+}
+
+/* the calls of one group starting in [from, to) */
+static void
+scan_group(LiveRun *run, RateGroup *g, TimestampTz from, TimestampTz to)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[5] = {TIMESTAMPOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[5];
+
+	keep_plan(&plan,
+			  "SELECT u.customer_id, u.service_id, u.started_at, u.duration_s"
+			  " FROM overage.usage u"
+			  " WHERE date_trunc('month', u.started_at AT TIME ZONE 'UTC') = $1"
+			  " AND u.customer_id = $2 AND u.service_id = $3"
+			  " AND u.started_at >= $4 AND u.started_at < $5"
+			  " ORDER BY u.started_at, u.usage_id",
+			  5, types);
+	values[0] = TimestampGetDatum((Timestamp) run->mstart);
+	values[1] = CStringGetTextDatum(g->customer);
+	values[2] = CStringGetTextDatum(g->service);
+	values[3] = TimestampTzGetDatum(from);
+	values[4] = TimestampTzGetDatum(to);
+	stream_calls(run, plan, 5, values, types);
+}
+
+/*
+ * live_run
+ *		Bring the groups of run's month (or its one group, as of run->at)
+ *		to the figures of the data the statement sees: the stored rated
+ *		states, the pending calls and the dated changes decide each group's
+ *		mode (above); the groups that need it are walked.  The caller has
+ *		connected SPI and, for the month's lines, loaded the price book;
+ *		run->marks are the dated changes (loaded here when run->load_marks).
+ */
+void
+live_run(LiveRun *run)
+{
+	RatingSet  *set = run->set;
+	HASH_SEQ_STATUS seq;
+	RateGroup  *g;
+	long		ngroups = 0;
+	long		nscan = 0;
+	long		nrated = 0;
+	bool		live = live_rating_installed();
+
+	if (live)
+	{
+		load_rated(set, run->month, run->customer, run->service);
+		if (run->customer == NULL)
+			load_known(set, run->month);
+		load_pending(set, run->month, run->customer, run->service, run->consume);
+		if (run->load_marks)
+			run->marks = load_marks(run->customer, run->service, false, &run->nmarks);
+		apply_marks(set, run->marks, run->nmarks);
+	}
+	else if (run->customer == NULL)
+		load_known(set, run->month);
+
+	if (run->customer != NULL)
+	{
+		g = rating_group(set, run->customer, run->service);
+		if (g->mode == LIVE_NONE)
+			g->mode = LIVE_FULL;
+	}
+
+	hash_seq_init(&seq, set->groups);
+	while ((g = (RateGroup *) hash_seq_search(&seq)) != NULL)
+	{
+		if (g->mode == LIVE_NONE)
+			continue;
+		plan_group(g, run->at);
+		ngroups++;
+		if (g->rated)
+			nrated++;
+		if (g->mode != LIVE_DONE)
+			nscan++;
+	}
+	run->ngroups = ngroups;
+	run->nscan = nscan;
+
+	/* the histories are needed by the groups that are walked, and for
+	 * one group (its pool at `at`) */
+	if (nscan > 0 || run->customer != NULL)
+	{
+		rating_load_pools(set, run->mstart, run->mend, run->customer, run->service);
+		rating_load_holders(set, run->mstart, run->mend, run->customer, run->service);
+	}
+
+	hash_seq_init(&seq, set->groups);
+	while ((g = (RateGroup *) hash_seq_search(&seq)) != NULL)
+		if (g->mode != LIVE_NONE)
+			start_group(run, g);
+
+	if (nscan == 0)
+		return;
+	if (run->customer == NULL && (nrated == 0 || nscan > ngroups / 4))
+	{
+		/* most of the month: one pass in index order */
+		scan_month(run);
+		return;
+	}
+	hash_seq_init(&seq, set->groups);
+	while ((g = (RateGroup *) hash_seq_search(&seq)) != NULL)
+	{
+		if (g->mode == LIVE_RESUME)
+			scan_group(run, g, g->rated_to, run->at);
+		else if (g->mode == LIVE_FULL)
+			scan_group(run, g, run->mstart, run->at);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * rate_pending: write the states back
+ * ---------------------------------------------------------------------
+ */
+
+static Datum
+text_array(List *items)
+{
+	int			n = list_length(items);
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(n, 1));
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int			i = 0;
+	ListCell   *lc;
+
+	foreach(lc, items)
+	{
+		char	   *s = (char *) lfirst(lc);
+
+		nulls[i] = (s == NULL);
+		d[i] = s ? CStringGetTextDatum(s) : (Datum) 0;
+		i++;
+	}
+	return PointerGetDatum(construct_md_array(d, nulls, 1, dims, lbs, TEXTOID,
+											  -1, false, TYPALIGN_INT));
+}
+
+static Datum
+int8_array(int64 *v, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = Int64GetDatum(v[i]);
+	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL,
+										   TYPALIGN_DOUBLE));
+}
+
+static Datum
+time_array(TimestampTz *v, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = TimestampTzGetDatum(v[i]);
+	return PointerGetDatum(construct_array(d, n, TIMESTAMPTZOID, 8,
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * write_states
+ *		Store the state of every group walked in this run: rated_group
+ *		upserted, its rated_line rows replaced.  Three statements whatever
+ *		the number of groups.
+ */
+static void
+write_states(LiveRun *run)
+{
+	static SPIPlanPtr upsert_plan = NULL;
+	static SPIPlanPtr delete_plan = NULL;
+	static SPIPlanPtr lines_plan = NULL;
+	RatingSet  *set = run->set;
+	HASH_SEQ_STATUS seq;
+	RateGroup  *g;
+	List	   *cust = NIL;
+	List	   *svc = NIL;
+	int			n = 0;
+	int			cap = 64;
+	TimestampTz *rated_to = palloc(sizeof(TimestampTz) * cap);
+	int64	   *fig[6];
+	List	   *lcust = NIL;
+	List	   *lsvc = NIL;
+	List	   *lpartner = NIL;
+	List	   *lsub = NIL;
+	List	   *lres = NIL;
+	List	   *lcur = NIL;
+	int			nl = 0;
+	int			lcap = 64;
+	int64	   *lsecs = palloc(sizeof(int64) * lcap);
+	Datum	   *lprice = palloc(sizeof(Datum) * lcap);
+
+	for (int k = 0; k < 6; k++)
+		fig[k] = palloc(sizeof(int64) * cap);
+	hash_seq_init(&seq, set->groups);
+	while ((g = (RateGroup *) hash_seq_search(&seq)) != NULL)
+	{
+		TimestampTz to;
+
+		if (g->mode != LIVE_FULL && g->mode != LIVE_RESUME)
+			continue;
+		if (g->last_at != DT_NOBEGIN)
+			to = live_next_us(g->last_at);
+		else if (g->mode == LIVE_RESUME)
+			to = g->rated_to;
+		else
+			to = run->mstart;
+		if (n == cap)
+		{
+			cap *= 2;
+			rated_to = repalloc(rated_to, sizeof(TimestampTz) * cap);
+			for (int k = 0; k < 6; k++)
+				fig[k] = repalloc(fig[k], sizeof(int64) * cap);
+		}
+		cust = lappend(cust, g->customer);
+		svc = lappend(svc, g->service);
+		rated_to[n] = to;
+		fig[0][n] = g->calls;
+		fig[1][n] = g->used;
+		fig[2][n] = g->included;
+		fig[3][n] = g->overage;
+		fig[4][n] = g->unassigned;
+		fig[5][n] = g->reached;
+		n++;
+		for (int i = 0; i < g->ntotals; i++)
+		{
+			HolderTotal *t = &g->totals[i];
+
+			if (t->seconds == 0)
+				continue;
+			if (nl == lcap)
+			{
+				lcap *= 2;
+				lsecs = repalloc(lsecs, sizeof(int64) * lcap);
+				lprice = repalloc(lprice, sizeof(Datum) * lcap);
+			}
+			lcust = lappend(lcust, g->customer);
+			lsvc = lappend(lsvc, g->service);
+			lpartner = lappend(lpartner, t->partner);
+			lsub = lappend(lsub, t->partner ?
+						   DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&t->subscription))) :
+						   NULL);
+			lres = lappend(lres, t->partner ? t->reseller : NULL);
+			if (t->price < 0)
+				elog(ERROR, "live rating: a line of \"%s\"/\"%s\" has no price",
+					 g->customer, g->service);
+			lprice[nl] = set->prices[t->price].unit_price;
+			lcur = lappend(lcur, set->prices[t->price].currency);
+			lsecs[nl] = t->seconds;
+			nl++;
+		}
+	}
+	if (n == 0)
+		return;
+
+	{
+		Oid			types[10] = {DATEOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
+			INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+		Datum		values[10];
+
+		values[0] = DateADTGetDatum(run->month);
+		values[1] = text_array(cust);
+		values[2] = text_array(svc);
+		values[3] = time_array(rated_to, n);
+		for (int k = 0; k < 6; k++)
+			values[4 + k] = int8_array(fig[k], n);
+		overage_history_exec(&upsert_plan,
+							 "INSERT INTO overage.rated_group AS r"
+							 " (month, customer_id, service_id, rated_to, calls, used_s,"
+							 "  included_s, overage_s, unassigned_s, reached, rated_at)"
+							 " SELECT $1, u.c, u.s, u.t, u.n, u.used, u.inc, u.over, u.un,"
+							 "  u.reached::int2, pg_catalog.now()"
+							 " FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::int8[],"
+							 "  $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[])"
+							 "  AS u(c, s, t, n, used, inc, over, un, reached)"
+							 " ORDER BY u.c, u.s"
+							 " ON CONFLICT (month, customer_id, service_id) DO UPDATE"
+							 " SET rated_to = excluded.rated_to, calls = excluded.calls,"
+							 "  used_s = excluded.used_s, included_s = excluded.included_s,"
+							 "  overage_s = excluded.overage_s,"
+							 "  unassigned_s = excluded.unassigned_s,"
+							 "  reached = excluded.reached, rated_at = excluded.rated_at",
+							 10, types, values, NULL);
+		overage_history_exec(&delete_plan,
+							 "DELETE FROM overage.rated_line l"
+							 " USING unnest($2::text[], $3::text[]) AS u(c, s)"
+							 " WHERE l.month = $1 AND l.customer_id = u.c AND l.service_id = u.s",
+							 3, types, values, NULL);
+	}
+	if (nl > 0)
+	{
+		Oid			types[9] = {DATEOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+			TEXTARRAYOID, TEXTARRAYOID, NUMERICARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+		Datum		values[9];
+
+		values[0] = DateADTGetDatum(run->month);
+		values[1] = text_array(lcust);
+		values[2] = text_array(lsvc);
+		values[3] = text_array(lpartner);
+		values[4] = text_array(lsub);
+		values[5] = text_array(lres);
+		values[6] = PointerGetDatum(construct_array(lprice, nl, NUMERICOID, -1, false,
+													TYPALIGN_INT));
+		values[7] = text_array(lcur);
+		values[8] = int8_array(lsecs, nl);
+		overage_history_exec(&lines_plan,
+							 "INSERT INTO overage.rated_line"
+							 " (month, customer_id, service_id, partner_id, subscription_id,"
+							 "  reseller_id, unit_price, currency, overage_s)"
+							 " SELECT $1, u.c, u.s, u.p, u.sub::uuid, u.r, u.price, u.cur, u.secs"
+							 " FROM unnest($2::text[], $3::text[], $4::text[], $5::text[],"
+							 "  $6::text[], $7::numeric[], $8::text[], $9::int8[])"
+							 "  AS u(c, s, p, sub, r, price, cur, secs)",
+							 9, types, values, NULL);
+	}
+}
+
+/*
+ * raise_pool_alerts
+ *		The pool thresholds the walked groups reached (rating.c watches
+ *		them), through overage._raise_alerts, which stores each alert once
+ *		and notifies overage_alert.  Values are minutes.
+ */
+static int64
+raise_pool_alerts(LiveRun *run)
+{
+	static SPIPlanPtr plan = NULL;
+	HASH_SEQ_STATUS seq;
+	RateGroup  *g;
+	List	   *kind = NIL;
+	List	   *partner = NIL;
+	List	   *cust = NIL;
+	List	   *svc = NIL;
+	int			n = 0;
+	int			cap = 16;
+	int64	   *pct = palloc(sizeof(int64) * cap);
+	int64	   *inc = palloc(sizeof(int64) * cap);
+	int64	   *pool = palloc(sizeof(int64) * cap);
+	TimestampTz *at = palloc(sizeof(TimestampTz) * cap);
+	Oid			types[9] = {DATEOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID};
+	Datum		values[9];
+	bool		isnull;
+
+	hash_seq_init(&seq, run->set->groups);
+	while ((g = (RateGroup *) hash_seq_search(&seq)) != NULL)
+		for (int i = 0; i < g->ncrossings; i++)
+		{
+			PoolCrossing *c = &g->crossings[i];
+
+			if (n == cap)
+			{
+				cap *= 2;
+				pct = repalloc(pct, sizeof(int64) * cap);
+				inc = repalloc(inc, sizeof(int64) * cap);
+				pool = repalloc(pool, sizeof(int64) * cap);
+				at = repalloc(at, sizeof(TimestampTz) * cap);
+			}
+			kind = lappend(kind, "pool");
+			partner = lappend(partner, c->partner);
+			cust = lappend(cust, g->customer);
+			svc = lappend(svc, g->service);
+			pct[n] = c->percent;
+			inc[n] = c->included;
+			pool[n] = c->pool;
+			at[n] = c->at;
+			n++;
+		}
+	if (n == 0)
+		return 0;
+	values[0] = DateADTGetDatum(run->month);
+	values[1] = text_array(kind);
+	values[2] = text_array(partner);
+	values[3] = text_array(cust);
+	values[4] = text_array(svc);
+	values[5] = int8_array(pct, n);
+	values[6] = int8_array(inc, n);
+	values[7] = int8_array(pool, n);
+	values[8] = time_array(at, n);
+	overage_spi_exec(&plan,
+					 "SELECT overage._raise_alerts($1, $2, $3, $4, $5, $6::numeric[],"
+					 " (SELECT array_agg(round(v / 60.0, 6) ORDER BY o)"
+					 "   FROM unnest($7::int8[]) WITH ORDINALITY AS x(v, o)),"
+					 " (SELECT array_agg(round(v / 60.0, 6) ORDER BY o)"
+					 "   FROM unnest($8::int8[]) WITH ORDINALITY AS x(v, o)),"
+					 " $9)",
+					 9, types, values, NULL, 0);
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+									   1, &isnull));
+}
+
+static bool
+alerts_installed(void)
+{
+	Oid			nsp = get_namespace_oid("overage", true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("alert", nsp));
+}
+
+/* rate one month and store what changed; returns the calls walked */
+static int64
+rate_month_pending(DateADT month, StaleMark *marks, int nmarks, bool own_marks)
+{
+	LiveRun		run;
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "overage rate_pending",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	int64		walked;
+
+	memset(&run, 0, sizeof(run));
+	run.set = rating_set_create(cxt);
+	run.month = overage_month_of((TimestampTz) month * USECS_PER_DAY,
+								 &run.mstart, &run.mend);
+	run.at = DT_NOEND;
+	run.consume = true;
+	run.watch = alerts_installed();
+	run.marks = marks;
+	run.nmarks = nmarks;
+	run.load_marks = own_marks;
+	rating_load_prices(run.set, run.mstart, run.mend, run.month);
+	live_run(&run);
+	write_states(&run);
+	if (run.watch)
+		raise_pool_alerts(&run);
+	walked = run.walked;
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	return walked;
+}
+
+/*
+ * rate_pending(month date) RETURNS bigint
+ *
+ * month NULL: every open month, taking in (and deleting) every dated
+ * change; a month: only that month (close_month), leaving the dated
+ * changes for the other months.  Returns the calls (re)rated.
+ */
+Datum
+rate_pending(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr lock_plan = NULL;
+	static SPIPlanPtr months_plan = NULL;
+	static SPIPlanPtr dirty_plan = NULL;
+	int64		walked = 0;
+
+	if (!live_rating_installed())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("live rating needs version 1.2 of the extension"),
+				 errhint("ALTER EXTENSION overage UPDATE;")));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	overage_spi_exec(&lock_plan, LIVE_LOCK_SQL, 0, NULL, NULL, NULL, 0);
+
+	if (!PG_ARGISNULL(0))
+	{
+		DateADT		month = PG_GETARG_DATEADT(0);
+		TimestampTz s,
+					e;
+
+		if (DATE_NOT_FINITE(month))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("month must be a finite date")));
+		month = overage_month_of((TimestampTz) month * USECS_PER_DAY, &s, &e);
+		walked = rate_month_pending(month, NULL, 0, true);
+	}
+	else
+	{
+		int			nmarks;
+		StaleMark  *marks = load_marks(NULL, NULL, true, &nmarks);
+		int			nmonths;
+		DateADT    *months;
+		Oid			types[2] = {DATEOID, BOOLOID};
+
+		/* the open months */
+		overage_spi_exec(&months_plan,
+						 "SELECT b.month FROM overage.billing_month b"
+						 " WHERE b.closed_at IS NULL ORDER BY b.month",
+						 0, NULL, NULL, NULL, 0);
+		nmonths = (int) SPI_processed;
+		months = palloc(sizeof(DateADT) * (nmonths + 1));
+		for (int i = 0; i < nmonths; i++)
+		{
+			bool		isnull;
+
+			months[i] = DatumGetDateADT(SPI_getbinval(SPI_tuptable->vals[i],
+													  SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		SPI_freetuptable(SPI_tuptable);
+
+		for (int i = 0; i < nmonths; i++)
+		{
+			Datum		values[2];
+			bool		isnull;
+			bool		dirty;
+
+			/* anything to do: pending calls, dated changes, groups never rated? */
+			values[0] = DateADTGetDatum(months[i]);
+			values[1] = BoolGetDatum(nmarks > 0);
+			overage_spi_exec(&dirty_plan,
+							 "SELECT $2"
+							 " OR EXISTS (SELECT 1 FROM overage.usage_pending p WHERE p.month = $1)"
+							 " OR EXISTS (SELECT 1 FROM overage.usage_month f WHERE f.month = $1"
+							 "  AND NOT EXISTS (SELECT 1 FROM overage.rated_group r"
+							 "   WHERE r.month = f.month AND r.customer_id = f.customer_id"
+							 "    AND r.service_id = f.service_id))",
+							 2, types, values, NULL, 1);
+			dirty = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1, &isnull));
+			SPI_freetuptable(SPI_tuptable);
+			if (dirty)
+				walked += rate_month_pending(months[i], marks, nmarks, false);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	SPI_finish();
+	PG_RETURN_INT64(walked);
+}
+
+/* ---------------------------------------------------------------------
+ * rating_mark_stale: the trigger that records dated changes
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * The instants from which the changed rows act, per event: an inserted
+ * period from its start; an updated one from the end it was given (or,
+ * open, from its start: a change at that instant), or the end it had;
+ * a deleted one from its start.
+ */
+static const char *
+stale_sql(const char *table, TriggerEvent event)
+{
+	bool		ins = TRIGGER_FIRED_BY_INSERT(event);
+	bool		upd = TRIGGER_FIRED_BY_UPDATE(event);
+
+	if (strcmp(table, "license_quantity") == 0)
+		return ins ?
+			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
+			" SELECT s.customer_id, ss.service_id, min(x.at), 'license_quantity'"
+			" FROM (SELECT n.subscription_id, n.valid_from AS at FROM new_rows n) x"
+			" JOIN overage.subscription s ON s.subscription_id = x.subscription_id"
+			" JOIN overage.sku_service ss ON ss.product_id = s.product_id AND ss.sku_id = s.sku_id"
+			" WHERE ss.minutes_per_license > 0 GROUP BY 1, 2" :
+			upd ?
+			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
+			" SELECT s.customer_id, ss.service_id, min(x.at), 'license_quantity'"
+			" FROM (SELECT n.subscription_id, coalesce(n.valid_to, n.valid_from) AS at FROM new_rows n"
+			"  UNION ALL SELECT o.subscription_id, o.valid_to FROM old_rows o"
+			"  WHERE o.valid_to IS NOT NULL) x"
+			" JOIN overage.subscription s ON s.subscription_id = x.subscription_id"
+			" JOIN overage.sku_service ss ON ss.product_id = s.product_id AND ss.sku_id = s.sku_id"
+			" WHERE ss.minutes_per_license > 0 GROUP BY 1, 2" :
+			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
+			" SELECT s.customer_id, ss.service_id, min(x.at), 'license_quantity'"
+			" FROM (SELECT o.subscription_id, o.valid_from AS at FROM old_rows o) x"
+			" JOIN overage.subscription s ON s.subscription_id = x.subscription_id"
+			" JOIN overage.sku_service ss ON ss.product_id = s.product_id AND ss.sku_id = s.sku_id"
+			" WHERE ss.minutes_per_license > 0 GROUP BY 1, 2";
+	if (strcmp(table, "holder_period") == 0)
+		return ins ?
+			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
+			" SELECT n.customer_id, n.service_id, min(n.valid_from), 'holder_period'"
+			" FROM new_rows n GROUP BY 1, 2" :
+			upd ?
+			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
+			" SELECT x.c, x.s, min(x.at), 'holder_period'"
+			" FROM (SELECT n.customer_id AS c, n.service_id AS s,"
+			"  coalesce(n.valid_to, n.valid_from) AS at FROM new_rows n"
+			"  UNION ALL SELECT o.customer_id, o.service_id, o.valid_to FROM old_rows o"
+			"  WHERE o.valid_to IS NOT NULL) x GROUP BY 1, 2" :
+			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
+			" SELECT o.customer_id, o.service_id, min(o.valid_from), 'holder_period'"
+			" FROM old_rows o GROUP BY 1, 2";
+	if (strcmp(table, "service_price") == 0)
+		return ins ?
+			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
+			" SELECT NULL, n.service_id, min(n.effective_from), 'service_price'"
+			" FROM new_rows n GROUP BY 2" :
+			upd ?
+			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
+			" SELECT NULL, x.s, min(x.at), 'service_price'"
+			" FROM (SELECT n.service_id AS s, n.effective_from AS at FROM new_rows n"
+			"  UNION ALL SELECT o.service_id, o.effective_from FROM old_rows o) x GROUP BY 2" :
+			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
+			" SELECT NULL, o.service_id, min(o.effective_from), 'service_price'"
+			" FROM old_rows o GROUP BY 2";
+	if (strcmp(table, "service") == 0)
+		return
+			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
+			" SELECT DISTINCT NULL::text, n.service_id, '-infinity'::timestamptz, 'service'"
+			" FROM new_rows n JOIN old_rows o ON o.service_id = n.service_id"
+			" WHERE (o.unit_price, o.currency) IS DISTINCT FROM (n.unit_price, n.currency)";
+	if (strcmp(table, "sku_service") == 0)
+		return ins ?
+			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
+			" SELECT DISTINCT NULL::text, n.service_id, '-infinity'::timestamptz, 'sku_service'"
+			" FROM new_rows n" :
+			upd ?
+			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
+			" SELECT DISTINCT NULL::text, x.s, '-infinity'::timestamptz, 'sku_service'"
+			" FROM (SELECT n.service_id AS s FROM new_rows n"
+			"  UNION ALL SELECT o.service_id FROM old_rows o) x" :
+			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
+			" SELECT DISTINCT NULL::text, o.service_id, '-infinity'::timestamptz, 'sku_service'"
+			" FROM old_rows o";
+	if (strcmp(table, "customer") == 0)
+		return
+			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
+			" SELECT DISTINCT n.customer_id, NULL::text, '-infinity'::timestamptz, 'customer'"
+			" FROM new_rows n JOIN old_rows o ON o.customer_id = n.customer_id"
+			" WHERE upper(o.country) IS DISTINCT FROM upper(n.country)";
+	elog(ERROR, "rating_mark_stale: unknown table \"%s\"", table);
+	return NULL;
+}
+
+Datum
+rating_mark_stale(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerEvent event;
+	const char *sql;
+	volatile int rc = 0;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "rating_mark_stale: not called by trigger manager");
+	event = trigdata->tg_event;
+	if (!TRIGGER_FIRED_AFTER(event) || !TRIGGER_FIRED_FOR_STATEMENT(event) ||
+		trigdata->tg_trigger->tgnargs != 1)
+		elog(ERROR, "rating_mark_stale: must be fired after the statement, with the table's name");
+
+	/* a restore loads rating_stale as it was dumped */
+	if (TRIGGER_FIRED_BY_INSERT(event) && overage_restoring(trigdata->tg_relation))
+		return PointerGetDatum(NULL);
+
+	sql = stale_sql(trigdata->tg_trigger->tgargs[0], event);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_register_trigger_data(trigdata) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "rating_mark_stale: cannot register the transition tables");
+	/* the history guard of rating_stale lets the extension's own writes in */
+	overage_history_begin();
+	PG_TRY();
+	{
+		rc = SPI_execute(sql, false, 0);
+	}
+	PG_FINALLY();
+	{
+		overage_history_end();
+	}
+	PG_END_TRY();
+	if (rc < 0)
+		elog(ERROR, "rating_mark_stale: %s", SPI_result_code_string(rc));
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
