@@ -164,6 +164,8 @@ rating_group(RatingSet *set, const char *customer, const char *service)
 		g->service = MemoryContextStrdup(set->cxt, service);
 		g->cxt = set->cxt;
 		g->fallback = -1;
+		g->pending_from = DT_NOEND;	/* nothing pending, nothing stale */
+		g->stale_from = DT_NOEND;
 	}
 	return g;
 }

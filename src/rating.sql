@@ -246,7 +246,7 @@ BEGIN
 			   r.month IS NOT NULL AS rated,
 			   -- the state outdated by a late call or a dated change?
 			   r.month IS NOT NULL AND
-			   (p.first_at < r.rated_to OR EXISTS (
+			   (coalesce(p.first_at < r.rated_to, false) OR EXISTS (
 					SELECT 1 FROM @extschema@.rating_stale x
 					 WHERE x.from_at < r.rated_to
 					   AND (x.customer_id IS NULL OR x.customer_id = r.customer_id)

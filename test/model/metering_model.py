@@ -633,6 +633,21 @@ class Scenario:
             return self.invalid_usage_step()
         n = self.r.choice([1, 1, 1, 2, 3, 5, 8])
         rows = self.usage_rows(n, months)
+        if n >= 2 and self.r.random() < 0.3:
+            # out of order: the later half first, rated, then the earlier
+            # half (late calls inside the rated stretch)
+            rows.sort(key=lambda k: k['at'], reverse=True)
+            halves = [rows[:n // 2], rows[n // 2:]]
+            self.insert_rows(halves[0])
+            self.rate_pending('between the halves of an out-of-order load')
+            self.insert_rows(halves[1])
+        else:
+            self.insert_rows(rows)
+        self.count('usage insert ok (%s rows)' % ('1' if n == 1 else 'multi'))
+        self.stats['usage calls'] = self.stats.get('usage calls', 0) + n
+        self.check_written()
+
+    def insert_rows(self, rows):
         res = self.expect(self.insert_sql(rows), None)
         ids = dict(json.loads(res['result']))
         if len(ids) != len(rows):
@@ -640,9 +655,28 @@ class Scenario:
         for k in rows:
             k['id'] = ids[k['user']]
             self.model.calls.append(k)
-        self.count('usage insert ok (%s rows)' % ('1' if n == 1 else 'multi'))
-        self.stats['usage calls'] = self.stats.get('usage calls', 0) + n
-        self.check_written()
+
+    def rate_pending(self, why):
+        """Live rating: the model knows nothing of it; every check that
+        follows must agree whether and whenever it ran.  After it, every
+        call of every open month is rated and no group is stale."""
+        res = self.expect("SELECT overage.rate_pending()::text", None)
+        if int(res['result']) < 0:
+            self.fail('rate_pending returned %s' % res['result'])
+        self.count('rate_pending %s' % why)
+        self.stats['calls (re)rated by rate_pending'] = \
+            self.stats.get('calls (re)rated by rate_pending', 0) + int(res['result'])
+        got = self.query_json(
+            "SELECT coalesce(json_agg(json_build_array(month::text, calls, rated_calls, stale_groups)"
+            " ORDER BY month), '[]') FROM overage.rating_status()")
+        for month, calls, rated, stale in got:
+            mo = datetime.date.fromisoformat(month)
+            want = sum(1 for k in self.model.calls if month_of(k['at']) == mo)
+            if calls != want:
+                self.fail('rating_status(%s): %d calls, model %d' % (month, calls, want))
+            if mo not in self.model.closed and (rated != calls or stale != 0):
+                self.fail('rating_status(%s) right after rate_pending: %d of %d calls rated, %d stale groups'
+                          % (month, rated, calls, stale))
 
     def invalid_usage_step(self):
         r = self.r
@@ -676,15 +710,22 @@ class Scenario:
 
     # -- checks ---------------------------------------------------------------
     def check_written(self):
+        # the figures of the calls: taken in by the rating (usage_month)
+        # or pending (usage_pending), summed per group
         got = self.query_json(
             "SELECT json_build_array((SELECT count(*) FROM overage.usage),"
-            " (SELECT coalesce(json_agg(json_build_array(month::text, customer_id, service_id, calls, seconds)"
-            " ORDER BY month, customer_id, service_id), '[]') FROM overage.usage_month))")
+            " (SELECT coalesce(json_agg(json_build_array(month::text, c, s, calls, seconds)"
+            "  ORDER BY month, c, s), '[]') FROM"
+            "  (SELECT month, c, s, sum(calls)::int8 AS calls, sum(seconds)::int8 AS seconds FROM"
+            "   (SELECT month, customer_id AS c, service_id AS s, calls, seconds FROM overage.usage_month"
+            "    UNION ALL SELECT p.month, u.c, u.s, u.n, u.secs FROM overage.usage_pending p,"
+            "     unnest(p.customer_id, p.service_id, p.calls, p.seconds) AS u(c, s, n, secs)) f"
+            "   GROUP BY 1, 2, 3) g))")
         if got[0] != len(self.model.calls):
             self.fail('overage.usage has %d rows, model %d' % (got[0], len(self.model.calls)))
         want = self.model.usage_figures()
         if got[1] != want:
-            self.fail('usage_month differs:\n  model    %r\n  database %r' % (want, got[1]))
+            self.fail('usage figures differ:\n  model    %r\n  database %r' % (want, got[1]))
 
     def check_pool(self):
         r, m = self.r, self.model
@@ -823,8 +864,22 @@ class Scenario:
         close_first_at = r.randrange(self.steps // 2, self.steps) if len(self.months) == 2 else None
         for self.step_no in range(1, self.steps + 1):
             x = r.random()
-            if x < 0.45:
+            if x < 0.42:
+                # a dated change right after a rating, checked before any
+                # call arrives: it must make the groups it touches stale
+                around = r.random() < 0.3
+                if around:
+                    self.rate_pending('before a dated change')
                 self.api_step()
+                if around:
+                    st = self.query_json("SELECT coalesce(sum(stale_groups), 0) FROM overage.rating_status()")
+                    if st:
+                        self.count('dated changes that made rated groups stale')
+                    self.check_pool()
+                    for mo in self.open_months():
+                        self.check_preview(mo)
+            elif x < 0.45:
+                self.rate_pending('at a random step')
             elif x < 0.85:
                 self.usage_step()
             elif x < 0.90:
