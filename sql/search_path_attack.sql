@@ -153,6 +153,16 @@ SELECT overage.request_transfer('P1', 'C1', 'voice',
 		AND kind OPERATOR(pg_catalog.=) 'overage')) AS tr \gset
 SELECT overage.withdraw_transfer(:'tr');
 SELECT status, count(*) FROM overage.transfer GROUP BY status ORDER BY status;
+-- 1.2: budgets, and alerts stored as the rating stores them (as the owner)
+SELECT overage.set_budget('P1', 'C1', 100);
+SELECT overage.set_budget('P1', 'C1', 200, '{80,50}');
+SELECT overage.remove_budget('P1', 'C1');
+SELECT overage.set_budget('P1', 'C1', 300);
+SELECT amount, currency, thresholds FROM overage.budget;
+SELECT overage._raise_alerts('2026-01-01', '{pool,budget}', '{P1,P1}', '{C1,C1}',
+	'{voice,NULL}', '{80,50}', '{96,150}', '{120,300}',
+	'{2026-01-10 00:00+00,2026-01-11 00:00+00}') AS raised;
+SELECT kind, partner_id, threshold FROM overage.alert ORDER BY alert_id;
 SELECT overage.remove_agent('regress_overage_attacker');
 SELECT overage.add_agent('regress_overage_attacker', 'P1', 'sales_agent');
 -- metering: ingest (the C trigger), preview, close, the reconciliation file

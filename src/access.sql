@@ -78,6 +78,8 @@ BEGIN
 			RETURN agent_role = 'customer_admin';
 		WHEN 'billing' THEN
 			RETURN agent_role IN ('global_admin', 'billing_admin');
+		WHEN 'budget' THEN
+			RETURN agent_role IN ('global_admin', 'admin_agent');
 		WHEN 'operate' THEN
 			RETURN false;
 		ELSE
@@ -88,7 +90,7 @@ END
 $$;
 
 COMMENT ON FUNCTION @extschema@._allowed(text, text) IS
-'Internal: the permission matrix. May an agent of this agent_role perform action (purchase, assign, get_overage, read, billing, consent, operate)?';
+'Internal: the permission matrix. May an agent of this agent_role perform action (purchase, assign, get_overage, read, billing, consent, budget, operate)?';
 
 CREATE OR REPLACE FUNCTION @extschema@._action_text(action text)
 RETURNS text
@@ -101,6 +103,7 @@ RETURN CASE action
 	WHEN 'read' THEN 'read subscriptions and pools'
 	WHEN 'billing' THEN 'read charges and reconciliation files'
 	WHEN 'consent' THEN 'consent to or decline transfers'
+	WHEN 'budget' THEN 'set or remove budgets'
 	WHEN 'operate' THEN 'import price lists, ingest usage, close months or manage agents'
 	ELSE action
 END;
@@ -502,6 +505,24 @@ CREATE POLICY transfer_parties ON @extschema@.transfer FOR SELECT
 		   OR from_partner_id = (SELECT @extschema@._acting_partner('get_overage'))
 		   OR to_partner_id = (SELECT @extschema@._acting_partner('get_overage'))
 		   OR customer_id = (SELECT @extschema@._acting_customer()));
+
+-- budgets (1.2): every agent of the partner (as its subscriptions)
+ALTER TABLE @extschema@.budget ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS budget_own ON @extschema@.budget;
+CREATE POLICY budget_own ON @extschema@.budget FOR SELECT
+	USING ((SELECT @extschema@._is_operator())
+		   OR partner_id = (SELECT @extschema@._acting_partner('read')));
+
+-- alerts (1.2): every agent of the partner its partner's, both kinds (a
+-- pool alert of a (customer, service) without holder, partner NULL, is
+-- the operator's and the customer's); a customer admin its customer's
+-- pool alerts
+ALTER TABLE @extschema@.alert ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS alert_own ON @extschema@.alert;
+CREATE POLICY alert_own ON @extschema@.alert FOR SELECT
+	USING ((SELECT @extschema@._is_operator())
+		   OR partner_id = (SELECT @extschema@._acting_partner('read'))
+		   OR (kind = 'pool' AND customer_id = (SELECT @extschema@._acting_customer())));
 
 ------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC, then back what each needs.  The API is

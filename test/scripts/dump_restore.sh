@@ -120,6 +120,14 @@ INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duratio
 	('C2', 'voice', 'u3', '2026-02-03 09:00', 120);
 SELECT overage.close_month('2026-01-01') > 0 AS closed_with_lines;
 RESET ROLE;
+-- 1.2: a budget, and alerts stored as the rating stores them (the owner),
+-- one of them without holder (partner NULL)
+SET ROLE regress_overage_dump_ga;
+SELECT overage.set_budget('P1', 'C1', 250, '{80,50}');
+RESET ROLE;
+SELECT overage._raise_alerts('2026-01-01', '{pool,pool,budget}', '{P1,NULL,P1}',
+	'{C1,C2,C1}', '{voice,voice,NULL}', '{80,100,50}', '{1152,480,125}', '{1440,480,250}',
+	'{2026-01-03 09:00+00,2026-01-09 09:00+00,2026-01-04 09:00+00}') = 3 AS alerts_raised;
 SQL
 
 # overage.verify() of a database filled through the API passes

@@ -49,14 +49,15 @@ done <<< "$objects"
 echo "lists: $n functions, tables and views checked against README.md and fuzz.sql"
 
 # the matrix: README rows "| action | covers | ga | aa | sa | ba | ca | op |"
-# (ca: customer_admin, 1.2; consent: the customer's side of a transfer)
-readme=$(awk -F'|' '/^\| (purchase|assign|get_overage|read|billing|consent|operate) \|/ {
+# (ca: customer_admin, 1.2; consent: the customer's side of a transfer;
+# budget: set_budget and remove_budget, 1.2)
+readme=$(awk -F'|' '/^\| (purchase|assign|get_overage|read|billing|consent|budget|operate) \|/ {
 	gsub(/ /, "", $2); printf "%s", $2
 	for (i = 4; i <= 9; i++) { v = $i; gsub(/ /, "", v); printf " %s", v }
 	print "" }' README.md)
 catalog=$(psql -d "$DB" <<'SQL'
 SELECT a || ' ' || string_agg(CASE WHEN overage._allowed(a, r) THEN 'yes' ELSE 'no' END, ' ' ORDER BY o)
-  FROM unnest(ARRAY['purchase', 'assign', 'get_overage', 'read', 'billing', 'consent', 'operate'])
+  FROM unnest(ARRAY['purchase', 'assign', 'get_overage', 'read', 'billing', 'consent', 'budget', 'operate'])
 		 WITH ORDINALITY AS x(a, ao),
 	   unnest(ARRAY['global_admin', 'admin_agent', 'sales_agent', 'billing_admin',
 					'customer_admin', 'operator'])
