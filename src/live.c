@@ -58,6 +58,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/datum.h"
 #include "utils/datetime.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -169,7 +170,7 @@ load_rated(RatingSet *set, DateADT month, const char *customer,
 
 #define RATED_SQL \
 	"SELECT r.customer_id, r.service_id, r.rated_to, r.calls, r.used_s," \
-	" r.included_s, r.overage_s, r.unassigned_s, r.reached" \
+	" r.included_s, r.overage_s, r.unassigned_s, r.reached, r.rated_at" \
 	" FROM overage.rated_group r WHERE r.month = $1"
 	month_query(&all_groups, RATED_SQL,
 				&one_group, RATED_SQL " AND r.customer_id = $2 AND r.service_id = $3",
@@ -192,6 +193,7 @@ load_rated(RatingSet *set, DateADT month, const char *customer,
 		g->r_overage = spi_int8(tup, desc, 7);
 		g->r_unassigned = spi_int8(tup, desc, 8);
 		g->r_reached = DatumGetInt16(SPI_getbinval(tup, desc, 9, &isnull));
+		g->r_rated_at = spi_time(tup, desc, 10);
 		pfree(c);
 		pfree(s);
 	}
@@ -398,6 +400,64 @@ apply_marks(RatingSet *set, StaleMark *marks, int nmarks)
 				(marks[i].service == NULL || strcmp(marks[i].service, g->service) == 0) &&
 				marks[i].from < g->stale_from)
 				g->stale_from = marks[i].from;
+}
+
+static int
+budget_cmp(const void *a, const void *b)
+{
+	const LiveBudget *x = (const LiveBudget *) a;
+	const LiveBudget *y = (const LiveBudget *) b;
+	int			c = strcmp(x->customer, y->customer);
+
+	return c != 0 ? c : strcmp(x->partner, y->partner);
+}
+
+/* the first budget of the customer in run's sorted budgets, or -1 */
+static int
+find_budget(LiveRun *run, const char *customer)
+{
+	int			lo = 0;
+	int			hi = run->nbudgets;
+
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (strcmp(run->budgets[mid].customer, customer) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return (lo < run->nbudgets && strcmp(run->budgets[lo].customer, customer) == 0) ? lo : -1;
+}
+
+/*
+ * watch_budgets
+ *		The groups of customers with a budget record the overage each call
+ *		bills (rating.c).  A budget set after a group was rated makes the
+ *		group rated again from the start, so that the call that crossed a
+ *		threshold is found even when it was rated before the budget existed.
+ */
+static void
+watch_budgets(LiveRun *run)
+{
+	HASH_SEQ_STATUS seq;
+	RateGroup  *g;
+
+	if (run->nbudgets == 0)
+		return;
+	hash_seq_init(&seq, run->set->groups);
+	while ((g = (RateGroup *) hash_seq_search(&seq)) != NULL)
+	{
+		int			b = find_budget(run, g->customer);
+
+		if (b < 0)
+			continue;
+		g->spend = true;
+		for (; b < run->nbudgets && strcmp(run->budgets[b].customer, g->customer) == 0; b++)
+			if (g->rated && g->r_rated_at < run->budgets[b].set_at)
+				g->stale_from = DT_NOBEGIN;
+	}
 }
 
 /* the walking state of a group set to its stored rated state */
@@ -651,6 +711,7 @@ live_run(LiveRun *run)
 		if (run->load_marks)
 			run->marks = load_marks(run->customer, run->service, false, &run->nmarks);
 		apply_marks(set, run->marks, run->nmarks);
+		watch_budgets(run);
 	}
 	else if (run->customer == NULL)
 		load_known(set, run->month);
@@ -990,6 +1051,170 @@ raise_pool_alerts(LiveRun *run)
 									   1, &isnull));
 }
 
+/* every budget, sorted by customer (a few per customer at most) */
+static void
+load_budgets(LiveRun *run)
+{
+	static SPIPlanPtr plan = NULL;
+
+	overage_spi_exec(&plan,
+					 "SELECT b.partner_id, b.customer_id, b.amount, b.currency, b.thresholds,"
+					 " b.set_at FROM overage.budget b",
+					 0, NULL, NULL, NULL, 0);
+	run->nbudgets = (int) SPI_processed;
+	run->budgets = palloc0(sizeof(LiveBudget) * (SPI_processed + 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		LiveBudget *b = &run->budgets[i];
+		bool		isnull;
+
+		b->partner = spi_str(tup, desc, 1);
+		b->customer = spi_str(tup, desc, 2);
+		b->amount = datumCopy(SPI_getbinval(tup, desc, 3, &isnull), false, -1);
+		b->currency = spi_str(tup, desc, 4);
+		b->thresholds = datumCopy(SPI_getbinval(tup, desc, 5, &isnull), false, -1);
+		b->set_at = spi_time(tup, desc, 6);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	if (run->nbudgets > 1)
+		qsort(run->budgets, run->nbudgets, sizeof(LiveBudget), budget_cmp);
+}
+
+/*
+ * raise_budget_alerts
+ *		For each budget: the overage amount the partner will be billed for
+ *		the customer in the month, in the budget's currency (the month's
+ *		lines of the customer's groups, each rounded as a charge line is),
+ *		call by call over the calls this run rated in time order; the first
+ *		call at which it reaches a threshold crossed it.  The stored state
+ *		of the groups not walked counts from the start ("as rated so far").
+ *		One statement per budget whose customer had calls rated.
+ */
+static void
+raise_budget_alerts(LiveRun *run)
+{
+	static SPIPlanPtr plan = NULL;
+	RatingSet  *set = run->set;
+
+	for (int b = 0; b < run->nbudgets; b++)
+	{
+		LiveBudget *bg = &run->budgets[b];
+		HASH_SEQ_STATUS seq;
+		RateGroup  *g;
+		List	   *bkeys = NIL;
+		List	   *ekeys = NIL;
+		int			nb = 0;
+		int			ne = 0;
+		int			bcap = 16;
+		int			ecap = 64;
+		Datum	   *bprice = palloc(sizeof(Datum) * bcap);
+		int64	   *bsecs = palloc(sizeof(int64) * bcap);
+		Datum	   *eprice = palloc(sizeof(Datum) * ecap);
+		int64	   *esecs = palloc(sizeof(int64) * ecap);
+		TimestampTz *eat = palloc(sizeof(TimestampTz) * ecap);
+		bool		walked = false;
+
+		hash_seq_init(&seq, set->groups);
+		while ((g = (RateGroup *) hash_seq_search(&seq)) != NULL)
+		{
+			bool		moved = (g->mode == LIVE_FULL || g->mode == LIVE_RESUME);
+
+			if (g->mode == LIVE_NONE || strcmp(g->customer, bg->customer) != 0)
+				continue;
+			walked |= (moved && g->nspends > 0);
+			for (int i = 0; i < g->ntotals; i++)
+			{
+				HolderTotal *t = &g->totals[i];
+				int64		base;
+
+				if (t->partner == NULL || strcmp(t->partner, bg->partner) != 0 ||
+					t->price < 0 || strcmp(set->prices[t->price].currency, bg->currency) != 0)
+					continue;
+				/* its seconds before this run's calls */
+				base = !moved ? t->seconds :
+					(g->mode == LIVE_RESUME && i < g->r_ntotals) ? g->r_totals[i].seconds : 0;
+				if (nb == bcap)
+				{
+					bcap *= 2;
+					bprice = repalloc(bprice, sizeof(Datum) * bcap);
+					bsecs = repalloc(bsecs, sizeof(int64) * bcap);
+				}
+				bkeys = lappend(bkeys, psprintf("%s/%d", g->service, i));
+				bprice[nb] = set->prices[t->price].unit_price;
+				bsecs[nb] = base;
+				nb++;
+			}
+			if (!moved)
+				continue;
+			for (int i = 0; i < g->nspends; i++)
+			{
+				SpendEvent *e = &g->spends[i];
+				HolderTotal *t = &g->totals[e->total];
+
+				if (strcmp(t->partner, bg->partner) != 0 || t->price < 0 ||
+					strcmp(set->prices[t->price].currency, bg->currency) != 0)
+					continue;
+				if (ne == ecap)
+				{
+					ecap *= 2;
+					eprice = repalloc(eprice, sizeof(Datum) * ecap);
+					esecs = repalloc(esecs, sizeof(int64) * ecap);
+					eat = repalloc(eat, sizeof(TimestampTz) * ecap);
+				}
+				ekeys = lappend(ekeys, psprintf("%s/%d", g->service, e->total));
+				eprice[ne] = set->prices[t->price].unit_price;
+				esecs[ne] = e->seconds;
+				eat[ne] = e->at;
+				ne++;
+			}
+		}
+		if (!walked || ne == 0)
+			continue;
+		{
+			Oid			types[12] = {DATEOID, TEXTOID, TEXTOID, NUMERICOID, NUMERICARRAYOID,
+				TEXTARRAYOID, NUMERICARRAYOID, INT8ARRAYOID,
+			TIMESTAMPTZARRAYOID, TEXTARRAYOID, NUMERICARRAYOID, INT8ARRAYOID};
+			Datum		values[12];
+
+			values[0] = DateADTGetDatum(run->month);
+			values[1] = CStringGetTextDatum(bg->partner);
+			values[2] = CStringGetTextDatum(bg->customer);
+			values[3] = bg->amount;
+			values[4] = bg->thresholds;
+			values[5] = text_array(bkeys);
+			values[6] = PointerGetDatum(construct_array(bprice, nb, NUMERICOID, -1, false, TYPALIGN_INT));
+			values[7] = int8_array(bsecs, nb);
+			values[8] = time_array(eat, ne);
+			values[9] = text_array(ekeys);
+			values[10] = PointerGetDatum(construct_array(eprice, ne, NUMERICOID, -1, false, TYPALIGN_INT));
+			values[11] = int8_array(esecs, ne);
+			overage_spi_exec(&plan,
+							 "WITH base AS (SELECT b.k, b.p, b.s FROM unnest($6, $7, $8) AS b(k, p, s)),"
+							 " ev AS (SELECT e.t, e.k, e.p, e.s, e.o"
+							 "  FROM unnest($9, $10, $11, $12) WITH ORDINALITY AS e(t, k, p, s, o)),"
+							 " cum AS (SELECT ev.*, coalesce((SELECT b.s FROM base b WHERE b.k = ev.k), 0)"
+							 "  + sum(ev.s) OVER (PARTITION BY ev.k ORDER BY ev.t, ev.o) AS c FROM ev),"
+							 " run AS (SELECT cum.t, cum.o,"
+							 "  (SELECT coalesce(sum(round(b.s * b.p / 60, 2)), 0) FROM base b)"
+							 "  + sum(round(cum.c * cum.p / 60, 2) - round((cum.c - cum.s) * cum.p / 60, 2))"
+							 "    OVER (ORDER BY cum.t, cum.o) AS amount FROM cum),"
+							 " crossed AS (SELECT x.pct, r.t, r.amount"
+							 "  FROM unnest($5) AS x(pct),"
+							 "  LATERAL (SELECT run.t, run.amount FROM run"
+							 "   WHERE run.amount >= x.pct * $4 / 100 ORDER BY run.t, run.o LIMIT 1) r)"
+							 " SELECT overage._raise_alerts($1, array_agg('budget'::text ORDER BY c.pct),"
+							 "  array_agg($2 ORDER BY c.pct), array_agg($3 ORDER BY c.pct),"
+							 "  array_agg(NULL::text ORDER BY c.pct), array_agg(c.pct ORDER BY c.pct),"
+							 "  array_agg(c.amount ORDER BY c.pct), array_agg($4 ORDER BY c.pct),"
+							 "  array_agg(c.t ORDER BY c.pct))"
+							 " FROM crossed c HAVING count(*) > 0",
+							 12, types, values, NULL, 0);
+		}
+	}
+}
+
 static bool
 alerts_installed(void)
 {
@@ -1019,11 +1244,16 @@ rate_month_pending(DateADT month, StaleMark *marks, int nmarks, bool own_marks)
 	run.marks = marks;
 	run.nmarks = nmarks;
 	run.load_marks = own_marks;
+	if (run.watch)
+		load_budgets(&run);
 	rating_load_prices(run.set, run.mstart, run.mend, run.month);
 	live_run(&run);
 	write_states(&run);
 	if (run.watch)
+	{
 		raise_pool_alerts(&run);
+		raise_budget_alerts(&run);
+	}
 	walked = run.walked;
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);

@@ -586,6 +586,7 @@ rating_begin(RateGroup *g)
 	g->last_at = DT_NOBEGIN;
 	g->reached = 0;
 	g->ncrossings = 0;
+	g->nspends = 0;
 }
 
 /* the pool at t; t must not go backwards between calls */
@@ -635,7 +636,7 @@ reseller_eq(const char *a, const char *b)
  * add seconds to the total of a line of the group: its key is (holder
  * subscription, reseller, price); span NULL: unassigned, at that price
  */
-static void
+static int
 add_total(RateGroup *g, HolderSpan *span, int price, int64 seconds)
 {
 	for (int i = 0; i < g->ntotals; i++)
@@ -647,7 +648,7 @@ add_total(RateGroup *g, HolderSpan *span, int price, int64 seconds)
 			  reseller_eq(g->totals[i].reseller, span->reseller))))
 		{
 			g->totals[i].seconds += seconds;
-			return;
+			return i;
 		}
 	if (g->ntotals == g->maxtotals)
 	{
@@ -667,7 +668,7 @@ add_total(RateGroup *g, HolderSpan *span, int price, int64 seconds)
 	}
 	g->totals[g->ntotals].price = price;
 	g->totals[g->ntotals].seconds = seconds;
-	g->ntotals++;
+	return g->ntotals++;
 }
 
 /* the holder span containing t, NULL when nobody holds it (None or never
@@ -748,7 +749,24 @@ rating_call(RateGroup *g, TimestampTz t, int32 duration)
 
 	span = span_at(g, t);
 	if (span != NULL)
-		add_total(g, span, price, over);
+	{
+		int			total = add_total(g, span, price, over);
+
+		if (g->spend)
+		{
+			if (g->nspends == g->maxspends)
+			{
+				g->maxspends = g->maxspends ? g->maxspends * 2 : 16;
+				g->spends = g->spends ?
+					repalloc(g->spends, sizeof(SpendEvent) * g->maxspends) :
+					MemoryContextAlloc(g->cxt, sizeof(SpendEvent) * g->maxspends);
+			}
+			g->spends[g->nspends].at = t;
+			g->spends[g->nspends].total = total;
+			g->spends[g->nspends].seconds = over;
+			g->nspends++;
+		}
+	}
 	else
 	{
 		g->unassigned += over;

@@ -69,6 +69,14 @@ typedef struct PoolCrossing
 	char	   *partner;		/* holder at that instant, NULL: none */
 } PoolCrossing;
 
+/* overage billed to a holder by one call, for budgets (live.c) */
+typedef struct SpendEvent
+{
+	TimestampTz at;
+	int			total;			/* index into the group's totals */
+	int64		seconds;
+} SpendEvent;
+
 /* how live.c brings a group up to date */
 typedef enum LiveMode
 {
@@ -135,6 +143,13 @@ typedef struct RateGroup
 	int			reached;
 	PoolCrossing *crossings;
 	int			ncrossings;
+
+	/* budgets: the overage billed by each call, when its customer has one */
+	bool		spend;
+	SpendEvent *spends;
+	int			nspends;
+	int			maxspends;
+	TimestampTz r_rated_at;		/* when the stored state was rated */
 } RateGroup;
 
 /* the groups of one computation, in a memory context of their own; the
@@ -172,6 +187,17 @@ extern int	rating_price_index(RatingSet *set, Datum unit_price,
 /* live rating (live.c): one reading of a month, or of one group as of at */
 typedef struct StaleMark StaleMark;
 
+/* a partner's budget for a customer (overage.budget) */
+typedef struct LiveBudget
+{
+	char	   *partner;
+	char	   *customer;
+	Datum		amount;			/* numeric */
+	char	   *currency;
+	Datum		thresholds;		/* numeric[] */
+	TimestampTz set_at;
+} LiveBudget;
+
 typedef struct LiveRun
 {
 	RatingSet  *set;
@@ -186,6 +212,8 @@ typedef struct LiveRun
 	bool		load_marks;		/* read the dated changes (else: marks) */
 	StaleMark  *marks;
 	int			nmarks;
+	struct LiveBudget *budgets;	/* sorted by customer; their groups' spend is watched */
+	int			nbudgets;
 	long		ngroups;		/* groups with calls */
 	long		nscan;			/* of which walked */
 	int64		walked;			/* calls walked */
