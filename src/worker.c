@@ -10,7 +10,10 @@
  * in that function, which also runs without the worker (by hand, or
  * before a close).  The worker is registered only when the library is in
  * shared_preload_libraries; with overage.rate_interval = 0 (the default)
- * it idles until a reload sets an interval.
+ * it idles until a reload sets an interval.  It connects to
+ * overage.database as the bootstrap superuser when it starts; a reload
+ * that changes overage.database makes it exit, and the postmaster starts
+ * it again (after its restart time, 10 s) in the new database.
  *
  * A pass first looks the extension up (pg_extension.extnamespace) and
  * checks that its version has rate_pending(); a database without the
@@ -59,18 +62,25 @@
 /* seconds the postmaster waits before starting a worker that exited */
 #define OVERAGE_WORKER_RESTART_S	10
 
-/* GUC variables */
+/*
+ * GUC variables.  overage.database cannot be PGC_POSTMASTER: a backend
+ * that loads the library after startup (CREATE EXTENSION, any call of its
+ * C functions without the preload) may not define such a variable (FATAL),
+ * and defining it only when preloaded would leave the prefix unreserved.
+ */
 static int	overage_rate_interval = 0;
 static char *overage_database = NULL;
+
+/* the database the worker connected to (overage.database at its start) */
+static char *worker_database = NULL;
 
 /* finds the extension's schema, version and whether it has rate_pending() */
 static const char *const lookup_sql =
 "SELECT n.nspname, e.extversion,"
-"       pg_catalog.to_regprocedure(pg_catalog.quote_ident(n.nspname)"
-"                                  OPERATOR(pg_catalog.||) '.rate_pending()')"
-"         IS NOT NULL"
-"  FROM pg_catalog.pg_extension e"
-"  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
+" pg_catalog.to_regprocedure(pg_catalog.quote_ident(n.nspname)"
+" OPERATOR(pg_catalog.||) '.rate_pending()') IS NOT NULL"
+" FROM pg_catalog.pg_extension e"
+" JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
 " WHERE e.extname OPERATOR(pg_catalog.=) 'overage'";
 
 /*
@@ -96,10 +106,12 @@ overage_worker_init(void)
 
 	DefineCustomStringVariable("overage.database",
 							   "Database in which the background rating worker rates calls.",
-							   NULL,
+							   "The worker connects to it when it starts; after a "
+							   "reload that changes it, the worker exits and the "
+							   "postmaster starts it again in the new database.",
 							   &overage_database,
 							   "postgres",
-							   PGC_POSTMASTER,
+							   PGC_SIGHUP,
 							   0,
 							   NULL, NULL, NULL);
 
@@ -157,7 +169,7 @@ rating_pass(void)
 	int			ret;
 
 	errcallback.callback = rating_pass_error_context;
-	errcallback.arg = overage_database;
+	errcallback.arg = worker_database;
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
@@ -219,16 +231,16 @@ rating_pass(void)
 	if (!installed)
 	{
 		ereport(DEBUG1,
-				(errmsg("overage rating worker: extension \"overage\" is not installed in database \"%s\", nothing to rate",
-						overage_database)));
+				(errmsg("overage rating worker: extension \"overage\" is not installed in database \"%s\", nothing to rate; worker memory %zu bytes",
+						worker_database, memory)));
 		summary = psprintf("overage rating worker: extension \"overage\" is not installed in this database; memory %zu bytes",
 						   memory);
 	}
 	else if (!has_function)
 	{
 		ereport(DEBUG1,
-				(errmsg("overage rating worker: extension \"overage\" version %s in database \"%s\" has no rate_pending(), nothing to rate",
-						version, overage_database)));
+				(errmsg("overage rating worker: extension \"overage\" version %s in database \"%s\" has no rate_pending(), nothing to rate; worker memory %zu bytes",
+						version, worker_database, memory)));
 		summary = psprintf("overage rating worker: extension \"overage\" version %s has no rate_pending(); memory %zu bytes",
 						   version, memory);
 	}
@@ -300,7 +312,8 @@ overage_rating_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	BackgroundWorkerInitializeConnection(overage_database, NULL, 0);
+	worker_database = MemoryContextStrdup(TopMemoryContext, overage_database);
+	BackgroundWorkerInitializeConnection(worker_database, NULL, 0);
 
 	/*
 	 * The call is schema-qualified; a fixed search_path keeps whatever a
@@ -315,10 +328,11 @@ overage_rating_worker_main(Datum main_arg)
 
 	ereport(LOG,
 			(errmsg("overage rating worker started in database \"%s\" with overage.rate_interval = %d s",
-					overage_database, overage_rate_interval)));
+					worker_database, overage_rate_interval)));
 
 	/* a first pass one interval after the start */
 	last_pass_end = GetCurrentTimestamp();
+	pgstat_report_activity(STATE_IDLE, "overage rating worker: started");
 
 	for (;;)
 	{
@@ -330,6 +344,14 @@ overage_rating_worker_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			if (strcmp(overage_database, worker_database) != 0)
+			{
+				/* exit code 1: the postmaster restarts the worker */
+				ereport(LOG,
+						(errmsg("overage rating worker: overage.database changed from \"%s\" to \"%s\", restarting in the new database",
+								worker_database, overage_database)));
+				proc_exit(1);
+			}
 		}
 
 		if (overage_rate_interval <= 0)
