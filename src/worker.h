@@ -8,8 +8,6 @@
 #ifndef OVERAGE_WORKER_H
 #define OVERAGE_WORKER_H
 
-#include "postgres.h"
-
 /* defines the overage.* settings; registers the worker when preloaded */
 extern void overage_worker_init(void);
 
