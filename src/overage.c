@@ -7,7 +7,9 @@
  * concern in README.md ("Layout"); every file says what it is for in its
  * header comment.
  *
- * This file only carries the module magic.
+ * This file carries the module magic and _PG_init, which defines the
+ * overage.* settings and, when the library is preloaded, registers the
+ * background rating worker (worker.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -15,7 +17,26 @@
 
 #include "fmgr.h"
 
+#include "worker.h"
+
 PG_MODULE_MAGIC;
+
+#if PG_VERSION_NUM < 160000
+/* fmgr.h declares it from PostgreSQL 16 on */
+void		_PG_init(void);
+#endif
+
+/*
+ * _PG_init
+ *		Runs once per process that loads the library: in the postmaster
+ *		when it is in shared_preload_libraries, else in each backend at its
+ *		first call of a C function of the extension.
+ */
+void
+_PG_init(void)
+{
+	overage_worker_init();
+}
 
 #ifdef OVERAGE_ASAN
 /*
