@@ -384,19 +384,44 @@ load_marks(const char *customer, const char *service, bool consume, int *nmarks)
 	return marks;
 }
 
-/* make the groups the marks match stale from their instants */
+/*
+ * make the groups the marks match stale from their instants: a mark of
+ * one (customer, service) is a hash lookup; the marks with a wildcard
+ * (a price, a market, a SKU's minutes) are few and go over every group
+ */
 static void
 apply_marks(RatingSet *set, StaleMark *marks, int nmarks)
 {
 	HASH_SEQ_STATUS seq;
 	RateGroup  *g;
+	int			nwild = 0;
 
-	if (nmarks == 0)
+	for (int i = 0; i < nmarks; i++)
+	{
+		struct
+		{
+			char	   *customer;
+			char	   *service;
+		}			key;
+
+		if (marks[i].customer == NULL || marks[i].service == NULL)
+		{
+			nwild++;
+			continue;
+		}
+		key.customer = marks[i].customer;
+		key.service = marks[i].service;
+		g = (RateGroup *) hash_search(set->groups, &key, HASH_FIND, NULL);
+		if (g != NULL && marks[i].from < g->stale_from)
+			g->stale_from = marks[i].from;
+	}
+	if (nwild == 0)
 		return;
 	hash_seq_init(&seq, set->groups);
 	while ((g = (RateGroup *) hash_seq_search(&seq)) != NULL)
 		for (int i = 0; i < nmarks; i++)
-			if ((marks[i].customer == NULL || strcmp(marks[i].customer, g->customer) == 0) &&
+			if ((marks[i].customer == NULL || marks[i].service == NULL) &&
+				(marks[i].customer == NULL || strcmp(marks[i].customer, g->customer) == 0) &&
 				(marks[i].service == NULL || strcmp(marks[i].service, g->service) == 0) &&
 				marks[i].from < g->stale_from)
 				g->stale_from = marks[i].from;
@@ -1233,6 +1258,9 @@ rate_month_pending(DateADT month, StaleMark *marks, int nmarks, bool own_marks)
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	int64		walked;
+	TimestampTz t0 = GetCurrentTimestamp();
+	TimestampTz t1;
+	TimestampTz t2;
 
 	memset(&run, 0, sizeof(run));
 	run.set = rating_set_create(cxt);
@@ -1248,16 +1276,56 @@ rate_month_pending(DateADT month, StaleMark *marks, int nmarks, bool own_marks)
 		load_budgets(&run);
 	rating_load_prices(run.set, run.mstart, run.mend, run.month);
 	live_run(&run);
+	t1 = GetCurrentTimestamp();
 	write_states(&run);
+	t2 = GetCurrentTimestamp();
 	if (run.watch)
 	{
 		raise_pool_alerts(&run);
 		raise_budget_alerts(&run);
 	}
+	ereport(DEBUG1,
+			(errmsg_internal("overage rate_pending %s: %ld groups, %ld walked, %lld calls;"
+							 " read and rated in %ld ms, states written in %ld ms,"
+							 " alerts in %ld ms",
+							 overage_date_str(run.month), run.ngroups, run.nscan,
+							 (long long) run.walked,
+							 (long) ((t1 - t0) / 1000), (long) ((t2 - t1) / 1000),
+							 (long) ((GetCurrentTimestamp() - t2) / 1000))));
 	walked = run.walked;
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
 	return walked;
+}
+
+/*
+ * month_dirty
+ *		Has the month anything to rate: pending calls, groups never rated
+ *		(calls from before 1.2), or (marks < 0: read them) dated changes?
+ */
+static bool
+month_dirty(DateADT month, int marks)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[2] = {DATEOID, BOOLOID};
+	Datum		values[2];
+	bool		isnull;
+	bool		dirty;
+
+	values[0] = DateADTGetDatum(month);
+	values[1] = BoolGetDatum(marks < 0);
+	overage_spi_exec(&plan,
+					 "SELECT ($2 AND EXISTS (SELECT 1 FROM overage.rating_stale))"
+					 " OR EXISTS (SELECT 1 FROM overage.usage_pending p WHERE p.month = $1)"
+					 " OR EXISTS (SELECT 1 FROM overage.usage_month f WHERE f.month = $1"
+					 "  AND NOT EXISTS (SELECT 1 FROM overage.rated_group r"
+					 "   WHERE r.month = f.month AND r.customer_id = f.customer_id"
+					 "    AND r.service_id = f.service_id))",
+					 2, types, values, NULL, 1);
+	dirty = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return dirty;
 }
 
 /*
@@ -1272,7 +1340,6 @@ rate_pending(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr lock_plan = NULL;
 	static SPIPlanPtr months_plan = NULL;
-	static SPIPlanPtr dirty_plan = NULL;
 	int64		walked = 0;
 
 	if (!live_rating_installed())
@@ -1296,7 +1363,8 @@ rate_pending(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("month must be a finite date")));
 		month = overage_month_of((TimestampTz) month * USECS_PER_DAY, &s, &e);
-		walked = rate_month_pending(month, NULL, 0, true);
+		if (month_dirty(month, -1))
+			walked = rate_month_pending(month, NULL, 0, true);
 	}
 	else
 	{
@@ -1304,7 +1372,6 @@ rate_pending(PG_FUNCTION_ARGS)
 		StaleMark  *marks = load_marks(NULL, NULL, true, &nmarks);
 		int			nmonths;
 		DateADT    *months;
-		Oid			types[2] = {DATEOID, BOOLOID};
 
 		/* the open months */
 		overage_spi_exec(&months_plan,
@@ -1324,24 +1391,10 @@ rate_pending(PG_FUNCTION_ARGS)
 
 		for (int i = 0; i < nmonths; i++)
 		{
-			Datum		values[2];
-			bool		isnull;
 			bool		dirty;
 
 			/* anything to do: pending calls, dated changes, groups never rated? */
-			values[0] = DateADTGetDatum(months[i]);
-			values[1] = BoolGetDatum(nmarks > 0);
-			overage_spi_exec(&dirty_plan,
-							 "SELECT $2"
-							 " OR EXISTS (SELECT 1 FROM overage.usage_pending p WHERE p.month = $1)"
-							 " OR EXISTS (SELECT 1 FROM overage.usage_month f WHERE f.month = $1"
-							 "  AND NOT EXISTS (SELECT 1 FROM overage.rated_group r"
-							 "   WHERE r.month = f.month AND r.customer_id = f.customer_id"
-							 "    AND r.service_id = f.service_id))",
-							 2, types, values, NULL, 1);
-			dirty = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-											   SPI_tuptable->tupdesc, 1, &isnull));
-			SPI_freetuptable(SPI_tuptable);
+			dirty = nmarks > 0 || month_dirty(months[i], 0);
 			if (dirty)
 				walked += rate_month_pending(months[i], marks, nmarks, false);
 			CHECK_FOR_INTERRUPTS();

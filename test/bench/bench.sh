@@ -56,7 +56,7 @@ if [ "${BENCH_CANDIDATES:-0}" = 1 ]; then
 	done
 fi
 lines=$(psql -c "$preview_sql")
-groups=$(psql -c "SELECT count(*) FROM overage.usage_month WHERE month = '$MONTH'")
+groups=$(psql -c "$floor_sql")
 over_groups=$(psql -c "SELECT count(DISTINCT (customer_id, service_id)) FROM overage.preview_month('$MONTH')")
 
 # memory: peak RSS (VmHWM) of a fresh backend running close_month, of one
@@ -71,27 +71,60 @@ m_floor=$(mem "$floor_sql")
 scan_sql="SET max_parallel_workers_per_gather = 0; SELECT count(*) FROM (SELECT u.customer_id, u.service_id, u.started_at, u.duration_s FROM overage.usage u WHERE date_trunc('month', u.started_at AT TIME ZONE 'UTC') = '$MONTH' ORDER BY date_trunc('month', u.started_at AT TIME ZONE 'UTC'), u.customer_id, u.service_id, u.started_at, u.usage_id) s"
 m_scan=$(mem "$scan_sql")
 m_preview=$(mem "$preview_sql")
-t0=$(date +%s%N)
-m_close=$(mem "SELECT overage.close_month('$MONTH')")
-t_close=$(( ($(date +%s%N) - t0) / 1000000 ))
+
+# live rating (1.2).  rate_pending over the fresh month (nothing rated
+# yet), in a fresh backend: its time and memory, against the floor measured
+# right before and after it.  Then what readers pay once it has run:
+# preview_month, pool_status per call, and close_month (time and memory,
+# in a fresh backend).
+timed_mem() { psql -c "SELECT bench.ms(\$q\$$1\$q\$)" -c "SELECT (regexp_match(s, 'VmHWM:\s+(\d+) kB'))[1] || ' ' || (regexp_match(s, 'RssShmem:\s+(\d+) kB'))[1] FROM pg_read_file('/proc/self/status') s"; }
+t_floor_r=("$(ms "$floor_sql")")
+out=$(timed_mem "SELECT overage.rate_pending()"); t_rate=$(echo "$out" | head -1); m_rate=$(echo "$out" | tail -1)
+t_floor_r+=("$(ms "$floor_sql")")
+floor_r=$(best "${t_floor_r[@]}")
+t_prev_r=(); for round in 1 2 3; do t_prev_r+=("$(ms "$preview_sql")"); done
+prev_r=$(best "${t_prev_r[@]}")
+pool_n=2000
+t_pool=$(ms "SELECT bench.pool_probe($pool_n, '$MONTH')")
+rated=$(psql -c "SELECT rated_calls || ' of ' || calls || ' calls rated, ' || stale_groups || ' stale groups' FROM overage.rating_status() WHERE month = '$MONTH'")
+out=$(timed_mem "SELECT overage.close_month('$MONTH')"); t_close=$(echo "$out" | head -1); m_close=$(echo "$out" | tail -1)
 
 # many small statements: 100 statements of 1000 calls (dated a month
 # earlier), through usage and into the plain table
 b_usage=$(ms "SELECT bench.load_batches('overage.usage', 1000, 100000)")
 b_plain=$(ms "SELECT bench.load_batches('bench.plain_usage', 1000, 100000)")
 
+# four loaders at once, overlapping customers, each committing statements
+# of 1000 calls (dated two months earlier), through usage and into the
+# plain table; wall time of the four together
+par() {
+	local t0=$(date +%s%N)
+	for k in 0 1 2 3; do
+		psql -c "CALL bench.load_committed('$1', 1000, $((k * 25000)), $(((k + 1) * 25000)))" &
+	done
+	wait
+	echo $(( ($(date +%s%N) - t0) / 1000000 ))
+}
+p_usage=$(par overage.usage)
+p_plain=$(par bench.plain_usage)
+
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
 echo
 echo "== results ($N calls, $CUSTOMERS customers, $groups (customer, service) groups, $over_groups with overage, $lines lines)"
 echo "ingest   overage.usage ${usage} ms = $(echo "$N * 1000 / $usage" | bc) rows/s;  plain table ${plain} ms = $(echo "$N * 1000 / $plain" | bc) rows/s;  ratio usage/plain throughput $(ratio "$plain" "$usage") (target >= 0.6)"
 echo "close    preview_month ${preview} ms;  floor (sum group by) ${floor} ms;  ratio $(ratio "$preview" "$floor") x floor (target <= 2)"
+echo "live     rate_pending over the fresh month ${t_rate} ms;  floor ${floor_r} ms;  ratio $(ratio "$t_rate" "$floor_r") x floor (target <= 1.2); $rated"
+echo "         after it: preview_month ${prev_r} ms = $(ratio "$prev_r" "$floor_r") x floor;  close_month ${t_close} ms = $(ratio "$t_close" "$floor_r") x floor (target <= 0.10)"
+echo "         pool_status: $pool_n calls in ${t_pool} ms = $(echo "scale=3; $t_pool / $pool_n" | bc -l) ms per call (target < 1)"
 echo "sql      plain-SQL peer (1.2 rule: segment sums, closed-form fold) ${sqlf} ms;  extension is $(ratio "$sqlf" "$preview") x faster (target >= 10);  differing lines: $diff"
 echo "memory   idle backend: $(private "$m_idle")"
 echo "         floor query:  $(private "$m_floor")"
 echo "         ordered scan: $(private "$m_scan") (the close's read, in plain SQL)"
 echo "         preview:      $(private "$m_preview")"
-echo "         close_month:  $(private "$m_close"); close_month took ${t_close} ms incl. connection"
-echo "batches  100 x 1000 calls: overage.usage ${b_usage} ms, plain ${b_plain} ms, ratio usage/plain throughput $(ratio "$b_plain" "$b_usage")"
+echo "         rate_pending: $(private "$m_rate") (the fresh month)"
+echo "         close_month:  $(private "$m_close") (after rate_pending)"
+echo "batches  100 x 1000 calls: overage.usage ${b_usage} ms, plain ${b_plain} ms, ratio usage/plain throughput $(ratio "$b_plain" "$b_usage") (target >= 0.6)"
+echo "         4 loaders at once, 25 x 1000 calls each, a commit per statement: overage.usage ${p_usage} ms, plain ${p_plain} ms, ratio $(ratio "$p_plain" "$p_usage") (target >= 0.6)"
 echo "raw      ingest plain ${i_plain[*]} / usage ${i_usage[*]}; floor ${t_floor[*]}; preview ${t_preview[*]}; sql ${t_sql[*]}"
 for c in "${cand[@]}"; do echo "cand     $c"; done
 if [ "$diff" != "0" ]; then

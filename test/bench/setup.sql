@@ -102,6 +102,38 @@ BEGIN
 END
 $$;
 
+-- one loader of four: calls (from, to] of bench.calls, dated two months
+-- earlier, in statements of batch calls, each committed
+CREATE PROCEDURE bench.load_committed(target text, batch int, from_id int, to_id int)
+LANGUAGE plpgsql AS $$
+BEGIN
+	FOR i IN 0 .. (to_id - from_id) / batch - 1 LOOP
+		EXECUTE format('INSERT INTO %s (customer_id, service_id, user_id, started_at, duration_s)'
+					   ' SELECT customer_id, service_id, user_id, started_at - interval ''2 months'', duration_s'
+					   ' FROM bench.calls WHERE id > $1 AND id <= $2', target)
+			USING from_id + i * batch, from_id + (i + 1) * batch;
+		COMMIT;
+	END LOOP;
+END
+$$;
+
+-- pool_status of n random groups of the month, as of its last second
+CREATE FUNCTION bench.pool_probe(n int, month date)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+	g record;
+	k bigint := 0;
+BEGIN
+	FOR g IN SELECT customer_id, service_id FROM overage.usage_month f
+			  WHERE f.month = pool_probe.month ORDER BY random() LIMIT n LOOP
+		PERFORM * FROM overage.pool_status(g.customer_id, g.service_id,
+										   pool_probe.month + interval '1 month' - interval '1 second');
+		k := k + 1;
+	END LOOP;
+	RETURN k;
+END
+$$;
+
 -- the plain table: same shape, same index, no triggers
 CREATE TABLE bench.plain_usage (
 	usage_id	bigint GENERATED ALWAYS AS IDENTITY,
