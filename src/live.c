@@ -641,7 +641,9 @@ stream_calls(LiveRun *run, SPIPlanPtr plan, int nparams, Datum *values,
 	}
 	memset(&options, 0, sizeof(options));
 	options.params = params;
-	options.read_only = false;	/* a fresh snapshot */
+	/* pinned: the active snapshot, the one the states and pending rows
+	 * were read with; else a fresh one */
+	options.read_only = overage_spi_pinned();
 	options.dest = (DestReceiver *) &receiver;
 	/* SPI reports SPI_OK_UTILITY for a SELECT whose rows go to a DestNone receiver */
 	rc = SPI_execute_plan_extended(plan, &options);
@@ -724,7 +726,7 @@ live_run(LiveRun *run)
 	RateGroup  *g;
 	long		ngroups = 0;
 	long		nscan = 0;
-	long		nrated = 0;
+	long		nfull = 0;
 	bool		live = live_rating_installed();
 
 	if (live)
@@ -755,8 +757,8 @@ live_run(LiveRun *run)
 			continue;
 		plan_group(g, run->at);
 		ngroups++;
-		if (g->rated)
-			nrated++;
+		if (g->mode == LIVE_FULL)
+			nfull++;
 		if (g->mode != LIVE_DONE)
 			nscan++;
 	}
@@ -778,9 +780,10 @@ live_run(LiveRun *run)
 
 	if (nscan == 0)
 		return;
-	if (run->customer == NULL && (nrated == 0 || nscan > ngroups / 4))
+	if (run->customer == NULL && nfull > ngroups / 4)
 	{
-		/* most of the month: one pass in index order */
+		/* most of the month from the start: one pass in index order (a
+		 * group extended from its state skips its rated calls) */
 		scan_month(run);
 		return;
 	}
@@ -1335,12 +1338,13 @@ month_dirty(DateADT month, int marks)
  * change; a month: only that month (close_month), leaving the dated
  * changes for the other months.  Returns the calls (re)rated.
  */
+static int64 rate_pending_pinned(FunctionCallInfo fcinfo);
+
 Datum
 rate_pending(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr lock_plan = NULL;
-	static SPIPlanPtr months_plan = NULL;
-	int64		walked = 0;
+	volatile int64 walked = 0;
 
 	if (!live_rating_installed())
 		ereport(ERROR,
@@ -1351,6 +1355,29 @@ rate_pending(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	overage_spi_exec(&lock_plan, LIVE_LOCK_SQL, 0, NULL, NULL, NULL, 0);
+
+	/* one snapshot, taken once the previous run has committed */
+	overage_spi_pin();
+	PG_TRY();
+	{
+		walked = rate_pending_pinned(fcinfo);
+	}
+	PG_CATCH();
+	{
+		overage_spi_unpin(false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	overage_spi_unpin(true);
+	SPI_finish();
+	PG_RETURN_INT64(walked);
+}
+
+static int64
+rate_pending_pinned(FunctionCallInfo fcinfo)
+{
+	static SPIPlanPtr months_plan = NULL;
+	int64		walked = 0;
 
 	if (!PG_ARGISNULL(0))
 	{
@@ -1400,8 +1427,7 @@ rate_pending(PG_FUNCTION_ARGS)
 			CHECK_FOR_INTERRUPTS();
 		}
 	}
-	SPI_finish();
-	PG_RETURN_INT64(walked);
+	return walked;
 }
 
 /* ---------------------------------------------------------------------

@@ -18,17 +18,60 @@
 #include "miscadmin.h"
 #include "utils/tuplestore.h"
 #include "utils/builtins.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
 #include "overage.h"
 #include "spi_util.h"
 
+/* the snapshot every statement runs with, while pinned */
+static Snapshot pinned_snapshot = NULL;
+
+/*
+ * overage_spi_pin / overage_spi_unpin
+ *		Run every statement of overage_spi_exec (and the executor reads of
+ *		the caller, through the active snapshot) with one snapshot, taken
+ *		now, instead of a fresh one per statement: the live rating reads
+ *		the rated state, the pending calls and the calls as of one instant,
+ *		and rate_pending deletes exactly the pending rows whose calls it
+ *		reads.  Statements still see the transaction's own writes (the
+ *		command id is advanced).  The caller unpins in PG_FINALLY.
+ */
+void
+overage_spi_pin(void)
+{
+	Assert(pinned_snapshot == NULL);
+	pinned_snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	PushActiveSnapshot(pinned_snapshot);
+}
+
+void
+overage_spi_unpin(bool ok)
+{
+	if (pinned_snapshot == NULL)
+		return;
+	if (ok)
+	{
+		PopActiveSnapshot();
+		UnregisterSnapshot(pinned_snapshot);
+	}
+	/* on error the transaction's abort releases both */
+	pinned_snapshot = NULL;
+}
+
+bool
+overage_spi_pinned(void)
+{
+	return pinned_snapshot != NULL;
+}
+
 /*
  * overage_spi_exec
  *		Run a statement through a plan cached in *cache, preparing it on
  *		first use.  Not read-only: in READ COMMITTED every call sees a fresh
- *		snapshot, which is what the callers want after taking row locks.
+ *		snapshot, which is what the callers want after taking row locks --
+ *		unless a snapshot is pinned (above).
  */
 int
 overage_spi_exec(SPIPlanPtr *cache, const char *sql, int nargs,
@@ -49,7 +92,11 @@ overage_spi_exec(SPIPlanPtr *cache, const char *sql, int nargs,
 		*cache = plan;
 	}
 
-	rc = SPI_execute_plan(*cache, values, nulls, false, count);
+	if (pinned_snapshot != NULL)
+		rc = SPI_execute_snapshot(*cache, values, nulls, pinned_snapshot,
+								  InvalidSnapshot, false, true, count);
+	else
+		rc = SPI_execute_plan(*cache, values, nulls, false, count);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
 			 sql, SPI_result_code_string(rc));

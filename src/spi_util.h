@@ -21,5 +21,8 @@ extern char *overage_text_str(Datum d, bool isnull);
 extern char *overage_uuid_str(Datum d, bool isnull);
 extern char *overage_time_str(Datum d, bool isnull);
 extern void overage_init_materialized_srf(FunctionCallInfo fcinfo);
+extern void overage_spi_pin(void);
+extern void overage_spi_unpin(bool ok);
+extern bool overage_spi_pinned(void);
 
 #endif							/* OVERAGE_SPI_UTIL_H */
