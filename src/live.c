@@ -730,8 +730,30 @@ live_run(LiveRun *run)
 	bool		live = live_rating_installed();
 
 	if (live)
-	{
 		load_rated(set, run->month, run->customer, run->service);
+	if (live && !run->consume && hash_get_num_entries(set->groups) == 0)
+	{
+		/*
+		 * A reading of a month (or group) with no rated state, as always
+		 * without the worker: every group is rated from the start, so what
+		 * is pending or stale does not matter.  One pass over the month,
+		 * finding its groups, as before 1.2.
+		 */
+		rating_load_pools(set, run->mstart, run->mend, run->customer, run->service);
+		rating_load_holders(set, run->mstart, run->mend, run->customer, run->service);
+		if (run->customer == NULL)
+			scan_month(run);
+		else
+		{
+			g = rating_group(set, run->customer, run->service);
+			g->mode = LIVE_FULL;
+			start_group(run, g);
+			scan_group(run, g, run->mstart, run->at);
+		}
+		return;
+	}
+	if (live)
+	{
 		if (run->customer == NULL)
 			load_known(set, run->month);
 		load_pending(set, run->month, run->customer, run->service, run->consume);
