@@ -252,7 +252,7 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION @extschema@._month_lines(date) IS
-'Internal: the charge lines of the calendar month (UTC) of the date, computed from the current data; behind preview_month and close_month';
+'Internal: the charge lines of the calendar month (UTC) of the date, computed from the current data (rated states and the calls not rated yet); behind preview_month';
 
 CREATE OR REPLACE FUNCTION @extschema@.pool_status(customer_id text, service_id text,
 												   at timestamptz DEFAULT pg_catalog.now())
@@ -343,10 +343,26 @@ BEGIN
 				  DETAIL = 'Its charge lines are final; billing_month.closed_at tells when it was closed.';
 	END IF;
 
-	-- the month's calls rated (live.c): its pending calls taken in, the
-	-- alerts they cross raised; the lines then come from the rated state
+	/*
+	 * The month's rated state brought up to date (live.c): its pending calls
+	 * taken in, the dated changes its snapshot sees applied, the alerts they
+	 * cross raised.  Its rated lines are then the month's lines: usage and
+	 * licence or holder changes dated in the month wait for our lock, so
+	 * only a price or market change can commit in between, as if after the
+	 * close.  When the rating ran before (the worker), no call is read.
+	 */
 	PERFORM @extschema@._rate_pending(m);
-	INSERT INTO @extschema@.charge SELECT * FROM @extschema@._month_lines(m);
+	INSERT INTO @extschema@.charge
+		(month, partner_id, customer_id, service_id, subscription_id,
+		 overage_seconds, quantity, unit_price, amount, currency, reseller_id)
+	SELECT l.month, l.partner_id, l.customer_id, l.service_id, l.subscription_id,
+		   l.overage_s, round(l.overage_s / 60.0, 6)::numeric(18,6), l.unit_price,
+		   round(l.overage_s * l.unit_price / 60, 2)::numeric(18,2), l.currency,
+		   l.reseller_id
+	  FROM @extschema@.rated_line l
+	 WHERE l.month = m
+	 ORDER BY l.customer_id, l.service_id, l.partner_id NULLS LAST,
+			  l.subscription_id, l.reseller_id NULLS FIRST, l.unit_price, l.currency;
 	GET DIAGNOSTICS n = ROW_COUNT;
 
 	-- closed_by is the caller, not the owner this function runs as
