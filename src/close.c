@@ -129,18 +129,7 @@ rate_month(PG_FUNCTION_ARGS)
 	/* the prices, unless called by 1.1's SQL (five columns, no prices) */
 	if (rsinfo->setDesc->natts >= 7)
 		rating_load_prices(run.set, run.mstart, run.mend, run.month);
-	overage_spi_pin();			/* one snapshot for the states, the pending calls and the calls */
-	PG_TRY();
-	{
-		live_run(&run);
-	}
-	PG_CATCH();
-	{
-		overage_spi_unpin(false);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	overage_spi_unpin(true);
+	live_read(&run);
 
 	hash_seq_init(&seq, run.set->groups);
 	while ((g = (RateGroup *) hash_seq_search(&seq)) != NULL)

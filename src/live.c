@@ -105,15 +105,6 @@ struct StaleMark
 	TimestampTz from;
 };
 
-static char *
-spi_str(HeapTuple tup, TupleDesc desc, int col)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
-
-	return isnull ? NULL : TextDatumGetCString(d);
-}
-
 static TimestampTz
 spi_time(HeapTuple tup, TupleDesc desc, int col)
 {
@@ -180,8 +171,8 @@ load_rated(RatingSet *set, DateADT month, const char *customer,
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
-		char	   *c = spi_str(tup, desc, 1);
-		char	   *s = spi_str(tup, desc, 2);
+		char	   *c = overage_spi_text(tup, desc, 1);
+		char	   *s = overage_spi_text(tup, desc, 2);
 
 		g = rating_group(set, c, s);
 		g->rated = true;
@@ -212,11 +203,11 @@ load_rated(RatingSet *set, DateADT month, const char *customer,
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
-		char	   *c = spi_str(tup, desc, 1);
-		char	   *s = spi_str(tup, desc, 2);
-		char	   *partner = spi_str(tup, desc, 3);
-		char	   *reseller = spi_str(tup, desc, 5);
-		char	   *currency = spi_str(tup, desc, 7);
+		char	   *c = overage_spi_text(tup, desc, 1);
+		char	   *s = overage_spi_text(tup, desc, 2);
+		char	   *partner = overage_spi_text(tup, desc, 3);
+		char	   *reseller = overage_spi_text(tup, desc, 5);
+		char	   *currency = overage_spi_text(tup, desc, 7);
 		HolderTotal *t;
 		Datum		d;
 
@@ -254,8 +245,8 @@ load_known(RatingSet *set, DateADT month)
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
-		char	   *c = spi_str(tup, SPI_tuptable->tupdesc, 1);
-		char	   *s = spi_str(tup, SPI_tuptable->tupdesc, 2);
+		char	   *c = overage_spi_text(tup, SPI_tuptable->tupdesc, 1);
+		char	   *s = overage_spi_text(tup, SPI_tuptable->tupdesc, 2);
 		RateGroup  *g = rating_group(set, c, s);
 
 		if (g->mode == LIVE_NONE)
@@ -315,8 +306,8 @@ load_pending(RatingSet *set, DateADT month, const char *customer,
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		char	   *c = spi_str(tup, desc, 1);
-		char	   *s = spi_str(tup, desc, 2);
+		char	   *c = overage_spi_text(tup, desc, 1);
+		char	   *s = overage_spi_text(tup, desc, 2);
 		RateGroup  *g = rating_group(set, c, s);
 		TimestampTz f = spi_time(tup, desc, 3);
 
@@ -376,8 +367,8 @@ load_marks(const char *customer, const char *service, bool consume, int *nmarks)
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 
-		marks[i].customer = spi_str(tup, desc, 1);
-		marks[i].service = spi_str(tup, desc, 2);
+		marks[i].customer = overage_spi_text(tup, desc, 1);
+		marks[i].service = overage_spi_text(tup, desc, 2);
 		marks[i].from = spi_time(tup, desc, 3);
 	}
 	SPI_freetuptable(SPI_tuptable);
@@ -820,6 +811,29 @@ live_run(LiveRun *run)
 	}
 }
 
+/*
+ * live_read
+ *		live_run for a reader (preview_month, pool_status): every statement
+ *		with one snapshot (overage_spi_pin), so the states, the pending calls,
+ *		the dated changes and the calls it reads are of one instant.
+ */
+void
+live_read(LiveRun *run)
+{
+	overage_spi_pin();
+	PG_TRY();
+	{
+		live_run(run);
+	}
+	PG_CATCH();
+	{
+		overage_spi_unpin(false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	overage_spi_unpin(true);
+}
+
 /* ---------------------------------------------------------------------
  * rate_pending: write the states back
  * ---------------------------------------------------------------------
@@ -1120,10 +1134,10 @@ load_budgets(LiveRun *run)
 		LiveBudget *b = &run->budgets[i];
 		bool		isnull;
 
-		b->partner = spi_str(tup, desc, 1);
-		b->customer = spi_str(tup, desc, 2);
+		b->partner = overage_spi_text(tup, desc, 1);
+		b->customer = overage_spi_text(tup, desc, 2);
 		b->amount = datumCopy(SPI_getbinval(tup, desc, 3, &isnull), false, -1);
-		b->currency = spi_str(tup, desc, 4);
+		b->currency = overage_spi_text(tup, desc, 4);
 		b->thresholds = datumCopy(SPI_getbinval(tup, desc, 5, &isnull), false, -1);
 		b->set_at = spi_time(tup, desc, 6);
 	}

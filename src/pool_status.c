@@ -70,18 +70,7 @@ rate_status(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	run.set = rating_set_create(CurrentMemoryContext);
-	overage_spi_pin();			/* one snapshot for the states, the pending calls and the calls */
-	PG_TRY();
-	{
-		live_run(&run);
-	}
-	PG_CATCH();
-	{
-		overage_spi_unpin(false);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	overage_spi_unpin(true);
+	live_read(&run);
 	g = rating_group(run.set, customer, service);
 
 	pool = rating_pool_at(g, at);

@@ -222,15 +222,6 @@ span_cmp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static char *
-spi_text(HeapTuple tup, TupleDesc desc, int col)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
-
-	return isnull ? NULL : TextDatumGetCString(d);
-}
-
 /*
  * history_query
  *		Run one of the month's history queries ($1, $2: the month's
@@ -288,8 +279,8 @@ rating_load_pools(RatingSet *set, TimestampTz from, TimestampTz to,
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		char	   *c = spi_text(tup, desc, 1);
-		char	   *s = spi_text(tup, desc, 2);
+		char	   *c = overage_spi_text(tup, desc, 1);
+		char	   *s = overage_spi_text(tup, desc, 2);
 		RateGroup  *g = rating_group(set, c, s);
 		bool		isnull;
 		bool		open_end;
@@ -332,8 +323,8 @@ rating_load_holders(RatingSet *set, TimestampTz from, TimestampTz to,
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		char	   *c = spi_text(tup, desc, 1);
-		char	   *s = spi_text(tup, desc, 2);
+		char	   *c = overage_spi_text(tup, desc, 1);
+		char	   *s = overage_spi_text(tup, desc, 2);
 		RateGroup  *g = rating_group(set, c, s);
 		HolderSpan	span;
 		bool		isnull;
@@ -426,8 +417,8 @@ rating_load_prices(RatingSet *set, TimestampTz from, TimestampTz to,
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		char	   *service = spi_text(tup, desc, 1);
-		char	   *market = spi_text(tup, desc, 2);
+		char	   *service = overage_spi_text(tup, desc, 1);
+		char	   *market = overage_spi_text(tup, desc, 2);
 		bool		isnull;
 		int			price = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
 
@@ -437,7 +428,7 @@ rating_load_prices(RatingSet *set, TimestampTz from, TimestampTz to,
 
 			old = MemoryContextSwitchTo(set->cxt);
 			set->prices[price].unit_price = datumCopy(d, false, -1);
-			set->prices[price].currency = spi_text(tup, desc, 6);
+			set->prices[price].currency = overage_spi_text(tup, desc, 6);
 			MemoryContextSwitchTo(old);
 			set->nprices++;
 		}
@@ -483,10 +474,10 @@ rating_load_prices(RatingSet *set, TimestampTz from, TimestampTz to,
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		char	   *customer = spi_text(tup, desc, 1);
+		char	   *customer = overage_spi_text(tup, desc, 1);
 
 		e = book_entry(set->markets, set->cxt, customer, "", HASH_ENTER);
-		e->market = MemoryContextStrdup(set->cxt, spi_text(tup, desc, 2));
+		e->market = MemoryContextStrdup(set->cxt, overage_spi_text(tup, desc, 2));
 	}
 	SPI_freetuptable(SPI_tuptable);
 	set->prices_loaded = true;

@@ -220,6 +220,7 @@ typedef struct LiveRun
 } LiveRun;
 
 extern void live_run(LiveRun *run);
+extern void live_read(LiveRun *run);
 
 #define LIVE_REACHED_80		1
 #define LIVE_REACHED_100	2

@@ -119,6 +119,16 @@ overage_attr(HeapTuple tuple, TupleDesc desc, const char *name, bool *isnull)
 }
 
 /* Text of a text, uuid or timestamptz Datum for messages; "None" for NULL. */
+/* column col of an SPI result row as a C string, NULL for NULL */
+char *
+overage_spi_text(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
 char *
 overage_text_str(Datum d, bool isnull)
 {

@@ -17,6 +17,7 @@ extern int	overage_spi_exec(SPIPlanPtr *cache, const char *sql, int nargs,
 							 long count);
 extern Datum overage_attr(HeapTuple tuple, TupleDesc desc, const char *name,
 						  bool *isnull);
+extern char *overage_spi_text(HeapTuple tup, TupleDesc desc, int col);
 extern char *overage_text_str(Datum d, bool isnull);
 extern char *overage_uuid_str(Datum d, bool isnull);
 extern char *overage_time_str(Datum d, bool isnull);
