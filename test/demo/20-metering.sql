@@ -120,7 +120,28 @@ SELECT t AS at, p.*
   FROM unnest(ARRAY['2026-10-04 07:59+00', '2026-10-04 08:00+00']::timestamptz[]) t,
 	   LATERAL overage.pool_status('C-NORTHWIND', 'PSTN-DOM', t) p;
 
-\echo '== Preview, then close October'
+\echo '== Live rating (1.2): rate what has arrived, as the background worker does every'
+\echo '   overage.rate_interval seconds; the alerts it crosses are stored once and NOTIFYd'
+\echo '   on overage_alert.  First a spending budget: Contoso warns Tailspin at 50, 80 and'
+\echo '   100 % of 40.00 of overage a month (in the currency of Contoso''s charges to it):'
+SELECT overage.set_budget('P-CONTOSO', 'C-TAILSPIN', 40.00, '{50,80,100}');
+SELECT partner_id, customer_id, amount, currency, thresholds FROM overage.budget;
+SELECT * FROM overage.rating_status();
+SELECT overage.rate_pending() AS calls_rated;
+SELECT * FROM overage.rating_status();
+\echo '   the alerts raised (pool: 80 % and 100 % of a customer''s included minutes;'
+\echo '   budget: Tailspin''s, crossed by the call at crossed_at)'
+SELECT kind, threshold, count(*) AS alerts, min(crossed_at) AS first_crossed
+  FROM overage.alert GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT kind, partner_id, customer_id, threshold, value, limit_value, crossed_at
+  FROM overage.alert WHERE kind = 'budget' ORDER BY crossed_at;
+\echo '   a late call (before what is rated) makes only its group stale; the next rating redoes it'
+INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s)
+	VALUES ('C-TAILSPIN', 'PSTN-DOM', 'late@C-TAILSPIN', '2026-10-03 09:00+00', 120);
+SELECT month, calls, rated_calls, stale_groups FROM overage.rating_status();
+SELECT overage.rate_pending() AS calls_rated;
+
+\echo '== Preview, then close October (the close writes the rated lines: no call is read)'
 SELECT coalesce(partner_id, '(unassigned)') AS partner, count(*) AS lines,
 	   sum(quantity) AS minutes, sum(amount) AS amount, currency
   FROM overage.preview_month('2026-10-01') GROUP BY 1, currency ORDER BY 1;
