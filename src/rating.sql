@@ -29,6 +29,14 @@ CREATE TABLE @extschema@.usage_pending (
 	seconds		bigint[] NOT NULL
 );
 
+-- A statement's arrays run to tens of kilobytes and live until the next
+-- rating: stored out of line without compression (pglz made a statement of
+-- 1,000 calls spend a few milliseconds compressing them)
+ALTER TABLE @extschema@.usage_pending
+	ALTER customer_id SET STORAGE EXTERNAL, ALTER service_id SET STORAGE EXTERNAL,
+	ALTER first_at SET STORAGE EXTERNAL, ALTER last_at SET STORAGE EXTERNAL,
+	ALTER calls SET STORAGE EXTERNAL, ALTER seconds SET STORAGE EXTERNAL;
+
 COMMENT ON TABLE @extschema@.usage_pending IS
 'Calls not rated yet, one row per ingest statement and month, written by the usage triggers (an insert, never an update, so concurrent loaders never wait for each other). The arrays are parallel, one element per (customer, service): its earliest and latest start, calls and seconds (negative for removed calls). rate_pending() (and close_month for its month) adds them to usage_month, rates them and deletes the row.';
 COMMENT ON COLUMN @extschema@.usage_pending.first_at IS
