@@ -72,6 +72,8 @@
 #include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(rate_pending);
+
+static bool overage_table_exists(const char *name);
 PG_FUNCTION_INFO_V1(rating_mark_stale);
 
 /* the advisory lock rate_pending and close_month's rating take turns on */
@@ -85,9 +87,16 @@ PG_FUNCTION_INFO_V1(rating_mark_stale);
 bool
 live_rating_installed(void)
 {
+	return overage_table_exists("usage_pending");
+}
+
+/* has the extension's schema a table of that name (the SQL's version)? */
+static bool
+overage_table_exists(const char *name)
+{
 	Oid			nsp = get_namespace_oid("overage", true);
 
-	return OidIsValid(nsp) && OidIsValid(get_relname_relid("usage_pending", nsp));
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid(name, nsp));
 }
 
 /* the instant one microsecond after t */
@@ -1279,14 +1288,6 @@ raise_budget_alerts(LiveRun *run)
 	}
 }
 
-static bool
-alerts_installed(void)
-{
-	Oid			nsp = get_namespace_oid("overage", true);
-
-	return OidIsValid(nsp) && OidIsValid(get_relname_relid("alert", nsp));
-}
-
 /* rate one month and store what changed; returns the calls walked */
 static int64
 rate_month_pending(DateADT month, StaleMark *marks, int nmarks, bool own_marks)
@@ -1307,7 +1308,7 @@ rate_month_pending(DateADT month, StaleMark *marks, int nmarks, bool own_marks)
 								 &run.mstart, &run.mend);
 	run.at = DT_NOEND;
 	run.consume = true;
-	run.watch = alerts_installed();
+	run.watch = overage_table_exists("alert");
 	run.marks = marks;
 	run.nmarks = nmarks;
 	run.load_marks = own_marks;
@@ -1472,95 +1473,74 @@ rate_pending_pinned(FunctionCallInfo fcinfo)
  */
 
 /*
- * The instants from which the changed rows act, per event: an inserted
- * period from its start; an updated one from the end it was given (or,
- * open, from its start: a change at that instant), or the end it had;
- * a deleted one from its start.
+ * The changed rows' keys and the instants from which they act, as a
+ * subquery of columns (keys..., at): an inserted row from its start; a
+ * deleted one from its start; an updated period from the end it was given
+ * (or, still open, from its start: a change at that instant) and from the
+ * end it had; an updated row without an end (to NULL) from its start, old
+ * and new.
  */
+static char *
+changed_instants(TriggerEvent event, const char *keys, const char *from,
+				 const char *to)
+{
+	if (TRIGGER_FIRED_BY_INSERT(event))
+		return psprintf("SELECT %s, %s AS at FROM new_rows", keys, from);
+	if (TRIGGER_FIRED_BY_DELETE(event))
+		return psprintf("SELECT %s, %s AS at FROM old_rows", keys, from);
+	if (to == NULL)
+		return psprintf("SELECT %s, %s AS at FROM new_rows"
+						" UNION ALL SELECT %s, %s FROM old_rows",
+						keys, from, keys, from);
+	return psprintf("SELECT %s, coalesce(%s, %s) AS at FROM new_rows"
+					" UNION ALL SELECT %s, %s FROM old_rows WHERE %s IS NOT NULL",
+					keys, to, from, keys, to, to);
+}
+
+/* the statement recording the marks of a change of table */
 static const char *
 stale_sql(const char *table, TriggerEvent event)
 {
-	bool		ins = TRIGGER_FIRED_BY_INSERT(event);
-	bool		upd = TRIGGER_FIRED_BY_UPDATE(event);
+#define STALE_INSERT \
+	"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
 
 	if (strcmp(table, "license_quantity") == 0)
-		return ins ?
-			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
-			" SELECT s.customer_id, ss.service_id, min(x.at), 'license_quantity'"
-			" FROM (SELECT n.subscription_id, n.valid_from AS at FROM new_rows n) x"
-			" JOIN overage.subscription s ON s.subscription_id = x.subscription_id"
-			" JOIN overage.sku_service ss ON ss.product_id = s.product_id AND ss.sku_id = s.sku_id"
-			" WHERE ss.minutes_per_license > 0 GROUP BY 1, 2" :
-			upd ?
-			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
-			" SELECT s.customer_id, ss.service_id, min(x.at), 'license_quantity'"
-			" FROM (SELECT n.subscription_id, coalesce(n.valid_to, n.valid_from) AS at FROM new_rows n"
-			"  UNION ALL SELECT o.subscription_id, o.valid_to FROM old_rows o"
-			"  WHERE o.valid_to IS NOT NULL) x"
-			" JOIN overage.subscription s ON s.subscription_id = x.subscription_id"
-			" JOIN overage.sku_service ss ON ss.product_id = s.product_id AND ss.sku_id = s.sku_id"
-			" WHERE ss.minutes_per_license > 0 GROUP BY 1, 2" :
-			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
-			" SELECT s.customer_id, ss.service_id, min(x.at), 'license_quantity'"
-			" FROM (SELECT o.subscription_id, o.valid_from AS at FROM old_rows o) x"
-			" JOIN overage.subscription s ON s.subscription_id = x.subscription_id"
-			" JOIN overage.sku_service ss ON ss.product_id = s.product_id AND ss.sku_id = s.sku_id"
-			" WHERE ss.minutes_per_license > 0 GROUP BY 1, 2";
+		return psprintf(STALE_INSERT
+						" SELECT s.customer_id, ss.service_id, min(x.at), 'license_quantity'"
+						" FROM (%s) x"
+						" JOIN overage.subscription s ON s.subscription_id = x.subscription_id"
+						" JOIN overage.sku_service ss"
+						"  ON ss.product_id = s.product_id AND ss.sku_id = s.sku_id"
+						" WHERE ss.minutes_per_license > 0 GROUP BY 1, 2",
+						changed_instants(event, "subscription_id", "valid_from", "valid_to"));
 	if (strcmp(table, "holder_period") == 0)
-		return ins ?
-			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
-			" SELECT n.customer_id, n.service_id, min(n.valid_from), 'holder_period'"
-			" FROM new_rows n GROUP BY 1, 2" :
-			upd ?
-			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
-			" SELECT x.c, x.s, min(x.at), 'holder_period'"
-			" FROM (SELECT n.customer_id AS c, n.service_id AS s,"
-			"  coalesce(n.valid_to, n.valid_from) AS at FROM new_rows n"
-			"  UNION ALL SELECT o.customer_id, o.service_id, o.valid_to FROM old_rows o"
-			"  WHERE o.valid_to IS NOT NULL) x GROUP BY 1, 2" :
-			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
-			" SELECT o.customer_id, o.service_id, min(o.valid_from), 'holder_period'"
-			" FROM old_rows o GROUP BY 1, 2";
+		return psprintf(STALE_INSERT
+						" SELECT x.customer_id, x.service_id, min(x.at), 'holder_period'"
+						" FROM (%s) x GROUP BY 1, 2",
+						changed_instants(event, "customer_id, service_id", "valid_from", "valid_to"));
 	if (strcmp(table, "service_price") == 0)
-		return ins ?
-			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
-			" SELECT NULL, n.service_id, min(n.effective_from), 'service_price'"
-			" FROM new_rows n GROUP BY 2" :
-			upd ?
-			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
-			" SELECT NULL, x.s, min(x.at), 'service_price'"
-			" FROM (SELECT n.service_id AS s, n.effective_from AS at FROM new_rows n"
-			"  UNION ALL SELECT o.service_id, o.effective_from FROM old_rows o) x GROUP BY 2" :
-			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
-			" SELECT NULL, o.service_id, min(o.effective_from), 'service_price'"
-			" FROM old_rows o GROUP BY 2";
+		return psprintf(STALE_INSERT
+						" SELECT NULL::text, x.service_id, min(x.at), 'service_price'"
+						" FROM (%s) x GROUP BY 2",
+						changed_instants(event, "service_id", "effective_from", NULL));
+	if (strcmp(table, "sku_service") == 0)
+		return psprintf(STALE_INSERT
+						" SELECT DISTINCT NULL::text, x.service_id, '-infinity'::timestamptz,"
+						"  'sku_service' FROM (%s) x",
+						changed_instants(event, "service_id", "'-infinity'::timestamptz", NULL));
 	if (strcmp(table, "service") == 0)
-		return
-			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
+		return STALE_INSERT
 			" SELECT DISTINCT NULL::text, n.service_id, '-infinity'::timestamptz, 'service'"
 			" FROM new_rows n JOIN old_rows o ON o.service_id = n.service_id"
 			" WHERE (o.unit_price, o.currency) IS DISTINCT FROM (n.unit_price, n.currency)";
-	if (strcmp(table, "sku_service") == 0)
-		return ins ?
-			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
-			" SELECT DISTINCT NULL::text, n.service_id, '-infinity'::timestamptz, 'sku_service'"
-			" FROM new_rows n" :
-			upd ?
-			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
-			" SELECT DISTINCT NULL::text, x.s, '-infinity'::timestamptz, 'sku_service'"
-			" FROM (SELECT n.service_id AS s FROM new_rows n"
-			"  UNION ALL SELECT o.service_id FROM old_rows o) x" :
-			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
-			" SELECT DISTINCT NULL::text, o.service_id, '-infinity'::timestamptz, 'sku_service'"
-			" FROM old_rows o";
 	if (strcmp(table, "customer") == 0)
-		return
-			"INSERT INTO overage.rating_stale (customer_id, service_id, from_at, cause)"
+		return STALE_INSERT
 			" SELECT DISTINCT n.customer_id, NULL::text, '-infinity'::timestamptz, 'customer'"
 			" FROM new_rows n JOIN old_rows o ON o.customer_id = n.customer_id"
 			" WHERE upper(o.country) IS DISTINCT FROM upper(n.country)";
 	elog(ERROR, "rating_mark_stale: unknown table \"%s\"", table);
 	return NULL;
+#undef STALE_INSERT
 }
 
 Datum
