@@ -190,7 +190,14 @@ SELECT p.oid::regprocedure AS function, p.prosecdef, l.lanname
   JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
   JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'overage'
  WHERE d.deptype = 'e'
-   AND p.proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, pg_temp']
+   AND (p.proconfig IS NULL OR p.proconfig[1] <> 'search_path=pg_catalog, pg_temp')
+ ORDER BY 1::text;
+-- and sets nothing else, except where the README says why
+SELECT p.oid::regprocedure AS function, p.proconfig[2:] AS other_settings
+  FROM pg_proc p
+  JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+  JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'overage'
+ WHERE d.deptype = 'e' AND cardinality(p.proconfig) > 1
  ORDER BY 1::text;
 SELECT count(*) AS security_definer_functions
   FROM pg_proc p

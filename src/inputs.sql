@@ -74,15 +74,11 @@ CREATE TABLE @extschema@.pstn_call (
 	customer_id			text NOT NULL,
 	call_type			text NOT NULL,
 	destination_context	text,
-	service_id			text NOT NULL,
-	user_id				text NOT NULL,
-	started_at			timestamptz NOT NULL,
-	duration_s			integer NOT NULL,
 	loaded_at			timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 
 COMMENT ON TABLE @extschema@.pstn_call IS
-'Graph call records ingested by ingest_pstn_calls, one per pstnCallLogRow id, as received (kind, service, user, start, duration): the id is the identity of a call, so a row delivered again (also by a concurrent load) is a duplicate and writes nothing. usage_id is the call in overage.usage. Operator only.';
+'The register of Graph call records ingested by ingest_pstn_calls, one per pstnCallLogRow id: the id is the identity of a call, so a row delivered again (also by a concurrent load) is a duplicate and writes nothing. The call itself (service, user, start, duration) is stored once, in overage.usage, as usage_id; this table keeps what usage does not: the Graph id and kind (callType, destinationContext). Operator only.';
 COMMENT ON COLUMN @extschema@.pstn_call.call_id IS
 'pstnCallLogRow.id (a GUID)';
 COMMENT ON COLUMN @extschema@.pstn_call.usage_id IS
@@ -328,19 +324,21 @@ COMMENT ON FUNCTION @extschema@.apply_price_list() IS
 
 CREATE OR REPLACE FUNCTION @extschema@._pstn_rows(calls jsonb)
 RETURNS TABLE(call_id uuid, user_id text, started_at timestamptz, duration_s integer,
-			  call_type text, destination_context text, ord bigint, service_id text)
+			  call_type text, destination_context text, ord bigint, service_id text,
+			  copies integer)
 AS 'MODULE_PATHNAME', 'overage_pstn_rows'
 LANGUAGE C STABLE STRICT
 ROWS 10000
 SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION @extschema@._pstn_rows(jsonb) IS
-'Internal: the rows of a getPstnCalls response ({"value": [...]} or an array), read in one pass (src/pstn.c), checked, typed and mapped to their service through call_mapping, in Graph id order (then the response''s; ord from 1); refuses a document of neither shape or the first bad row (22023, naming its position, its id and the property; a row that is not an object first), then the first unmapped kind (23503), as ingest_pstn_calls documents';
+'Internal: the rows of a getPstnCalls response ({"value": [...]} or an array), read in one pass (src/pstn.c), checked, typed and mapped to their service through call_mapping, in Graph id order, each id once: its first row in the response (ord, from 1) and copies, the number of rows carrying the id; refuses a document of neither shape or the first bad row (22023, naming its position, its id and the property; a row that is not an object first), then the first unmapped kind (23503), as ingest_pstn_calls documents';
 
 CREATE OR REPLACE FUNCTION @extschema@.ingest_pstn_calls(customer_id text, calls jsonb)
 RETURNS TABLE(inserted bigint, duplicates bigint)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -359,54 +357,53 @@ BEGIN
 	 * written refuses a document that is neither shape or the first bad
 	 * row (22023, naming its position, its id and the property), then a
 	 * kind of call without a service in call_mapping (23503); it returns
-	 * the rows with their service, in Graph id order.  The response is
-	 * handed to it as it is: every other look at a large stored response
-	 * decompresses it again (about 70 ms per 100,000 rows).
+	 * each id once (its first row, and how many rows carry it) with its
+	 * service, in Graph id order.  The response is handed to it as it is:
+	 * every other look at a large stored response decompresses it again
+	 * (about 70 ms per 100,000 rows).
 	 *
-	 * The rows not stored yet, once each (a response may carry a row
-	 * twice), in Graph id order: two loads of overlapping responses insert
-	 * their ids in the same order, so the one that waits for the other's
-	 * uncommitted id never holds an id the other waits for.  The ids come
-	 * from usage's own identity sequence, drawn only for those rows, so the
-	 * call in pstn_call and in usage share it.
+	 * new: the ids not stored yet, still in Graph id order (a filter on
+	 * the rows as they come, not a join, which need not keep the order):
+	 * two loads of overlapping responses insert their ids in the same
+	 * order, so the one that waits for the other's uncommitted id never
+	 * holds an id the other waits for.  Their usage_id is drawn from
+	 * usage's own identity sequence, only for those rows, so the call in
+	 * pstn_call and in usage share it.
 	 *
 	 * A plain INSERT first: ON CONFLICT's speculative insertion costs about
 	 * as much as the rest of the insert into pstn_call, and the rows
 	 * already stored are filtered out before.  Only a concurrent load can
 	 * then hold one of the ids: this one waits for it, and if it commits,
 	 * the insert fails on pstn_call_pkey, its subtransaction is undone, and
-	 * the same statement runs again with ON CONFLICT DO NOTHING, which
-	 * skips that load's rows: they are duplicates.
+	 * the statement runs again with ON CONFLICT DO NOTHING, which skips
+	 * that load's rows (they are duplicates); usage then gets only the
+	 * rows that went into pstn_call.
 	 */
 	BEGIN
 		WITH r AS MATERIALIZED (
 			SELECT * FROM @extschema@._pstn_rows(calls)
+		), new AS MATERIALIZED (
+			SELECT r.*, nextval('@extschema@.usage_usage_id_seq'::regclass) AS usage_id
+			  FROM r
+			 WHERE (SELECT true FROM @extschema@.pstn_call p WHERE p.call_id = r.call_id) IS NULL
 		), stored AS (
-			-- RETURNING carries the call on: no join back to the rows (whose
-			-- count the planner cannot know, so it could loop over them)
 			INSERT INTO @extschema@.pstn_call (call_id, usage_id, customer_id, call_type,
-											   destination_context, service_id, user_id,
-											   started_at, duration_s)
-			SELECT f.call_id, nextval('@extschema@.usage_usage_id_seq'::regclass),
-				   ingest_pstn_calls.customer_id, f.call_type, f.destination_context,
-				   f.service_id, f.user_id, f.started_at, f.duration_s
-			  FROM (SELECT DISTINCT ON (r.call_id) r.*
-					  FROM r
-					 WHERE NOT EXISTS (SELECT 1 FROM @extschema@.pstn_call p
-										WHERE p.call_id = r.call_id)
-					 ORDER BY r.call_id, r.ord) f
-			RETURNING usage_id, customer_id, service_id, user_id, started_at, duration_s
+											   destination_context)
+			SELECT f.call_id, f.usage_id, ingest_pstn_calls.customer_id, f.call_type,
+				   f.destination_context
+			  FROM new f
 		), used AS (
 			INSERT INTO @extschema@.usage
 				(usage_id, customer_id, service_id, user_id, started_at, duration_s)
 				OVERRIDING SYSTEM VALUE
-			SELECT s.usage_id, s.customer_id, s.service_id, s.user_id, s.started_at, s.duration_s
-			  FROM stored s
+			SELECT f.usage_id, ingest_pstn_calls.customer_id, f.service_id, f.user_id,
+				   f.started_at, f.duration_s
+			  FROM new f
 			 -- usage_rating's order: its index grows at one end, not at random
-			 ORDER BY date_trunc('month', s.started_at AT TIME ZONE 'UTC'), s.service_id,
-					  s.started_at, s.usage_id
+			 ORDER BY date_trunc('month', f.started_at AT TIME ZONE 'UTC'), f.service_id COLLATE "C",
+					  f.started_at, f.usage_id
 		)
-		SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM stored) INTO total, n;
+		SELECT (SELECT coalesce(sum(r.copies), 0) FROM r), (SELECT count(*) FROM new) INTO total, n;
 	EXCEPTION WHEN unique_violation THEN
 		GET STACKED DIAGNOSTICS pkey = CONSTRAINT_NAME;
 		IF pkey IS DISTINCT FROM 'pstn_call_pkey' THEN
@@ -414,33 +411,31 @@ BEGIN
 		END IF;
 		WITH r AS MATERIALIZED (
 			SELECT * FROM @extschema@._pstn_rows(calls)
+		), new AS MATERIALIZED (
+			SELECT r.*, nextval('@extschema@.usage_usage_id_seq'::regclass) AS usage_id
+			  FROM r
+			 WHERE (SELECT true FROM @extschema@.pstn_call p WHERE p.call_id = r.call_id) IS NULL
 		), stored AS (
-			-- RETURNING carries the call on: no join back to the rows (whose
-			-- count the planner cannot know, so it could loop over them)
 			INSERT INTO @extschema@.pstn_call (call_id, usage_id, customer_id, call_type,
-											   destination_context, service_id, user_id,
-											   started_at, duration_s)
-			SELECT f.call_id, nextval('@extschema@.usage_usage_id_seq'::regclass),
-				   ingest_pstn_calls.customer_id, f.call_type, f.destination_context,
-				   f.service_id, f.user_id, f.started_at, f.duration_s
-			  FROM (SELECT DISTINCT ON (r.call_id) r.*
-					  FROM r
-					 WHERE NOT EXISTS (SELECT 1 FROM @extschema@.pstn_call p
-										WHERE p.call_id = r.call_id)
-					 ORDER BY r.call_id, r.ord) f
+											   destination_context)
+			SELECT f.call_id, f.usage_id, ingest_pstn_calls.customer_id, f.call_type,
+				   f.destination_context
+			  FROM new f
 			ON CONFLICT (call_id) DO NOTHING
-			RETURNING usage_id, customer_id, service_id, user_id, started_at, duration_s
+			RETURNING call_id
 		), used AS (
 			INSERT INTO @extschema@.usage
 				(usage_id, customer_id, service_id, user_id, started_at, duration_s)
 				OVERRIDING SYSTEM VALUE
-			SELECT s.usage_id, s.customer_id, s.service_id, s.user_id, s.started_at, s.duration_s
-			  FROM stored s
+			SELECT f.usage_id, ingest_pstn_calls.customer_id, f.service_id, f.user_id,
+				   f.started_at, f.duration_s
+			  FROM new f
+			 WHERE f.call_id IN (SELECT s.call_id FROM stored s)
 			 -- usage_rating's order: its index grows at one end, not at random
-			 ORDER BY date_trunc('month', s.started_at AT TIME ZONE 'UTC'), s.service_id,
-					  s.started_at, s.usage_id
+			 ORDER BY date_trunc('month', f.started_at AT TIME ZONE 'UTC'), f.service_id COLLATE "C",
+					  f.started_at, f.usage_id
 		)
-		SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM stored) INTO total, n;
+		SELECT (SELECT coalesce(sum(r.copies), 0) FROM r), (SELECT count(*) FROM stored) INTO total, n;
 	END;
 
 	RETURN QUERY SELECT n, total - n;

@@ -4,8 +4,8 @@
  *	  Reading a Microsoft Graph getPstnCalls response for
  *	  ingest_pstn_calls (src/inputs.sql): overage._pstn_rows(calls jsonb)
  *	  walks the array of pstnCallLogRow once, checks every row, maps it to
- *	  its service and returns the rows typed in Graph id order, or refuses
- *	  the response.
+ *	  its service and returns the rows typed in Graph id order, each id
+ *	  once with its number of copies, or refuses the response.
  *
  * The checks are those ingest_pstn_calls made in PL/pgSQL before (three
  * passes over the array, regular expressions, about 30 us a row), in the
@@ -74,6 +74,7 @@ enum
 	PSTN_DESTINATION_CONTEXT,
 	PSTN_ORD,
 	PSTN_SERVICE_ID,
+	PSTN_COPIES,
 	PSTN_NCOLUMNS
 };
 
@@ -531,8 +532,10 @@ pstn_array(Jsonb *calls)
  * overage_pstn_rows
  *		_pstn_rows(calls jsonb) RETURNS TABLE(call_id uuid, user_id text,
  *		started_at timestamptz, duration_s integer, call_type text,
- *		destination_context text, ord bigint): the rows of the response
- *		calls, checked and typed, in the response's order.
+ *		destination_context text, ord bigint, service_id text, copies
+ *		integer): the rows of the response calls, checked and typed, in Graph
+ *		id order, each id once (its first row; copies: how many rows of the
+ *		response carry it).
  */
 Datum
 overage_pstn_rows(PG_FUNCTION_ARGS)
@@ -708,13 +711,22 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 						   kinds.unmapped_rows == 1 ? "" : "s"),
 				 errhint("Map the kind first: INSERT INTO overage.call_mapping (call_type, destination_context, service_id) VALUES (...).")));
 
-	/* in Graph id order, the response's order within an id */
+	/*
+	 * In Graph id order, the response's order within an id; a row whose id
+	 * comes again later in the response is returned once, as it first
+	 * came, with the number of its copies (so that the caller neither sorts
+	 * nor de-duplicates, and counts the response's rows as sum(copies)).
+	 */
 	pstn_sort_rows(rows, nrows);
-	for (size_t i = 0; i < nrows; i++)
+	for (size_t i = 0; i < nrows;)
 	{
 		PstnRow    *r = &rows[i];
 		Datum		values[PSTN_NCOLUMNS];
 		bool		nulls[PSTN_NCOLUMNS] = {0};
+		int32		copies = 1;
+
+		for (i++; i < nrows && rows[i].hi == r->hi && rows[i].lo == r->lo; i++)
+			copies++;
 
 		MemoryContextReset(rowcxt);
 		old = MemoryContextSwitchTo(rowcxt);
@@ -733,6 +745,7 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 			nulls[PSTN_DESTINATION_CONTEXT] = true;
 		values[PSTN_ORD] = Int64GetDatum(r->ord);
 		values[PSTN_SERVICE_ID] = PointerGetDatum(kinds.kinds[r->kind].service_id);
+		values[PSTN_COPIES] = Int32GetDatum(copies);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		MemoryContextSwitchTo(old);
 	}
