@@ -318,8 +318,7 @@ AS $$
 #variable_conflict use_column
 DECLARE
 	n		integer := cardinality(kind);
-	a		@extschema@.alert;
-	raised	integer := 0;
+	raised	integer;
 BEGIN
 	IF n IS NULL
 	   OR cardinality(partner_id) IS DISTINCT FROM n
@@ -343,31 +342,30 @@ BEGIN
 	 * threshold) is stored already, by this statement, an earlier rating
 	 * or a concurrent one (which this one waits for), is skipped.  The
 	 * rows stored are announced in alert_id order; NOTIFY delivers at
-	 * commit, so a rating rolled back announces nothing.
+	 * commit, so a rating rolled back announces nothing.  One statement,
+	 * no loop: a fresh month of a large operator raises tens of thousands
+	 * of alerts at once.
 	 */
-	FOR a IN
-		WITH stored AS (
-			INSERT INTO @extschema@.alert AS x
-				(month, kind, partner_id, customer_id, service_id, threshold, value,
-				 limit_value, crossed_at, raised_at)
-			SELECT _raise_alerts.month, r.kind, r.partner_id, r.customer_id, r.service_id,
-				   r.threshold, r.value, r.limit_value, r.crossed_at,
-				   pg_catalog.clock_timestamp()
-			  FROM unnest(_raise_alerts.kind, _raise_alerts.partner_id,
-						  _raise_alerts.customer_id, _raise_alerts.service_id,
-						  _raise_alerts.threshold, _raise_alerts.value,
-						  _raise_alerts.limit_value, _raise_alerts.crossed_at) WITH ORDINALITY
-				   AS r(kind, partner_id, customer_id, service_id, threshold, value,
-						limit_value, crossed_at, o)
-			 ORDER BY r.o
-			ON CONFLICT ON CONSTRAINT alert_once DO NOTHING
-			RETURNING x.*
-		)
-		SELECT * FROM stored s ORDER BY s.alert_id
-	LOOP
-		PERFORM pg_catalog.pg_notify('overage_alert', pg_catalog.row_to_json(a)::text);
-		raised := raised + 1;
-	END LOOP;
+	WITH stored AS (
+		INSERT INTO @extschema@.alert AS x
+			(month, kind, partner_id, customer_id, service_id, threshold, value,
+			 limit_value, crossed_at, raised_at)
+		SELECT _raise_alerts.month, r.kind, r.partner_id, r.customer_id, r.service_id,
+			   r.threshold, r.value, r.limit_value, r.crossed_at,
+			   pg_catalog.clock_timestamp()
+		  FROM unnest(_raise_alerts.kind, _raise_alerts.partner_id,
+					  _raise_alerts.customer_id, _raise_alerts.service_id,
+					  _raise_alerts.threshold, _raise_alerts.value,
+					  _raise_alerts.limit_value, _raise_alerts.crossed_at) WITH ORDINALITY
+			   AS r(kind, partner_id, customer_id, service_id, threshold, value,
+					limit_value, crossed_at, o)
+		 ORDER BY r.o
+		ON CONFLICT ON CONSTRAINT alert_once DO NOTHING
+		RETURNING x.*
+	)
+	SELECT count(pg_catalog.pg_notify('overage_alert', pg_catalog.row_to_json(s)::text))::integer
+	  INTO raised
+	  FROM (SELECT * FROM stored ORDER BY alert_id) s;
 	RETURN raised;
 END
 $$;

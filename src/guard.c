@@ -70,9 +70,12 @@ overage_history_exec(SPIPlanPtr *cache, const char *sql, int nargs,
 
 /*
  * history_guard
- *		BEFORE ROW INSERT/UPDATE/DELETE and BEFORE STATEMENT TRUNCATE trigger.
- *		Optional arguments replace the detail and the hint of the refusal
- *		(for tables whose rows are derived from something else).
+ *		BEFORE INSERT/UPDATE/DELETE trigger, per row or per statement, and
+ *		BEFORE STATEMENT TRUNCATE trigger.  The refusal does not depend on
+ *		the rows, so a table the rating writes in bulk (tens of thousands of
+ *		rows per statement) has it per statement.  Optional arguments
+ *		replace the detail and the hint of the refusal (for tables whose
+ *		rows are derived from something else).
  */
 Datum
 history_guard(PG_FUNCTION_ARGS)
@@ -103,7 +106,8 @@ history_guard(PG_FUNCTION_ARGS)
 				 errmsg("table \"overage.%s\" cannot be truncated", relname),
 				 errdetail("It holds billing history that later month closes and audits rely on.")));
 
-	if (!TRIGGER_FIRED_FOR_ROW(event))
+	if (!TRIGGER_FIRED_BY_INSERT(event) && !TRIGGER_FIRED_BY_UPDATE(event) &&
+		!TRIGGER_FIRED_BY_DELETE(event))
 		elog(ERROR, "history_guard: unsupported trigger event");
 
 	/*
@@ -119,6 +123,8 @@ history_guard(PG_FUNCTION_ARGS)
 				 errdetail("%s", detail),
 				 errhint("%s", hint)));
 
+	if (!TRIGGER_FIRED_FOR_ROW(event))
+		return PointerGetDatum(NULL);
 	if (TRIGGER_FIRED_BY_UPDATE(event))
 		return PointerGetDatum(trigdata->tg_newtuple);
 	return PointerGetDatum(trigdata->tg_trigtuple);

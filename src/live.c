@@ -384,17 +384,31 @@ load_marks(const char *customer, const char *service, bool consume, int *nmarks)
 	return marks;
 }
 
+/* customer-wide marks sorted by customer, for bsearch */
+static int
+mark_customer_cmp(const void *a, const void *b)
+{
+	return strcmp(((const StaleMark *) a)->customer, ((const StaleMark *) b)->customer);
+}
+
 /*
  * make the groups the marks match stale from their instants: a mark of
- * one (customer, service) is a hash lookup; the marks with a wildcard
- * (a price, a market, a SKU's minutes) are few and go over every group
+ * one (customer, service) is a hash lookup; the marks of every service of
+ * a customer (a licence, a holder, the customer's market) are sorted by
+ * customer and looked up per group; the marks of every customer (a price,
+ * a SKU's minutes, a service) are few and go over every group.  A month's
+ * marks can be tens of thousands (every dated change of the month), its
+ * groups as many: nothing here is groups x marks.
  */
 static void
 apply_marks(RatingSet *set, StaleMark *marks, int nmarks)
 {
 	HASH_SEQ_STATUS seq;
 	RateGroup  *g;
-	int			nwild = 0;
+	StaleMark  *bycust = NULL;
+	StaleMark  *global = NULL;
+	int			ncust = 0;
+	int			nglobal = 0;
 
 	for (int i = 0; i < nmarks; i++)
 	{
@@ -404,9 +418,18 @@ apply_marks(RatingSet *set, StaleMark *marks, int nmarks)
 			char	   *service;
 		}			key;
 
-		if (marks[i].customer == NULL || marks[i].service == NULL)
+		if (marks[i].customer == NULL)
 		{
-			nwild++;
+			if (global == NULL)
+				global = palloc(sizeof(StaleMark) * nmarks);
+			global[nglobal++] = marks[i];
+			continue;
+		}
+		if (marks[i].service == NULL)
+		{
+			if (bycust == NULL)
+				bycust = palloc(sizeof(StaleMark) * nmarks);
+			bycust[ncust++] = marks[i];
 			continue;
 		}
 		key.customer = marks[i].customer;
@@ -415,16 +438,46 @@ apply_marks(RatingSet *set, StaleMark *marks, int nmarks)
 		if (g != NULL && marks[i].from < g->stale_from)
 			g->stale_from = marks[i].from;
 	}
-	if (nwild == 0)
+	if (ncust == 0 && nglobal == 0)
 		return;
+
+	/* one customer-wide mark per customer: the earliest */
+	if (ncust > 1)
+	{
+		int			n = 1;
+
+		qsort(bycust, ncust, sizeof(StaleMark), mark_customer_cmp);
+		for (int i = 1; i < ncust; i++)
+		{
+			if (strcmp(bycust[i].customer, bycust[n - 1].customer) == 0)
+			{
+				if (bycust[i].from < bycust[n - 1].from)
+					bycust[n - 1].from = bycust[i].from;
+			}
+			else
+				bycust[n++] = bycust[i];
+		}
+		ncust = n;
+	}
+
 	hash_seq_init(&seq, set->groups);
 	while ((g = (RateGroup *) hash_seq_search(&seq)) != NULL)
-		for (int i = 0; i < nmarks; i++)
-			if ((marks[i].customer == NULL || marks[i].service == NULL) &&
-				(marks[i].customer == NULL || strcmp(marks[i].customer, g->customer) == 0) &&
-				(marks[i].service == NULL || strcmp(marks[i].service, g->service) == 0) &&
-				marks[i].from < g->stale_from)
-				g->stale_from = marks[i].from;
+	{
+		if (ncust > 0)
+		{
+			StaleMark	key;
+			StaleMark  *m;
+
+			key.customer = g->customer;
+			m = bsearch(&key, bycust, ncust, sizeof(StaleMark), mark_customer_cmp);
+			if (m != NULL && m->from < g->stale_from)
+				g->stale_from = m->from;
+		}
+		for (int i = 0; i < nglobal; i++)
+			if ((global[i].service == NULL || strcmp(global[i].service, g->service) == 0) &&
+				global[i].from < g->stale_from)
+				g->stale_from = global[i].from;
+	}
 }
 
 static int

@@ -155,7 +155,7 @@ CREATE OR REPLACE TRIGGER usage_no_truncate
 
 CREATE OR REPLACE TRIGGER usage_month_guard
 	BEFORE INSERT OR UPDATE OR DELETE ON @extschema@.usage_month
-	FOR EACH ROW EXECUTE FUNCTION @extschema@.history_guard(
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.history_guard(
 		'Its rows are running figures of overage.usage, kept by the usage triggers.',
 		'Write overage.usage instead; the figures follow.');
 CREATE OR REPLACE TRIGGER usage_month_no_truncate

@@ -175,22 +175,22 @@ CREATE OR REPLACE TRIGGER customer_stale_update
 -- the rating's own tables: written by the engine only
 CREATE OR REPLACE TRIGGER usage_pending_guard
 	BEFORE INSERT OR UPDATE OR DELETE ON @extschema@.usage_pending
-	FOR EACH ROW EXECUTE FUNCTION @extschema@.history_guard(
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.history_guard(
 		'Its rows are the calls not rated yet, kept by the usage triggers and rate_pending().',
 		'Write overage.usage instead; run overage.rate_pending() to rate.');
 CREATE OR REPLACE TRIGGER rated_group_guard
 	BEFORE INSERT OR UPDATE OR DELETE ON @extschema@.rated_group
-	FOR EACH ROW EXECUTE FUNCTION @extschema@.history_guard(
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.history_guard(
 		'Its rows are the rated state, kept by rate_pending() and close_month.',
 		'Run overage.rate_pending().');
 CREATE OR REPLACE TRIGGER rated_line_guard
 	BEFORE INSERT OR UPDATE OR DELETE ON @extschema@.rated_line
-	FOR EACH ROW EXECUTE FUNCTION @extschema@.history_guard(
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.history_guard(
 		'Its rows are the rated state, kept by rate_pending() and close_month.',
 		'Run overage.rate_pending().');
 CREATE OR REPLACE TRIGGER rating_stale_guard
 	BEFORE INSERT OR UPDATE OR DELETE ON @extschema@.rating_stale
-	FOR EACH ROW EXECUTE FUNCTION @extschema@.history_guard(
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.history_guard(
 		'Its rows are the dated changes rating has not taken in, kept by triggers and rate_pending().',
 		'Run overage.rate_pending().');
 CREATE OR REPLACE TRIGGER usage_pending_no_truncate
