@@ -152,6 +152,26 @@ UPDATE overage.holder SET partner_id = NULL, subscription_id = NULL, since = '20
 SELECT * FROM t.failed() WHERE check_name = 'transfers';
 ROLLBACK;
 
+-- rated_state: the rated state of November (rate_pending) no longer
+-- gives what rating November afresh gives.  First two long calls, rated:
+-- the check passes, then one rated line and its group claim a minute more
+-- of overage.
+INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s) VALUES
+	('c1', 'dom', 'u4', '2026-11-03 09:00+00', 86400),
+	('c1', 'dom', 'u5', '2026-11-04 09:00+00', 86400);
+SELECT overage.rate_pending() AS rated_calls;
+SELECT customer_id, service_id, partner_id, overage_s FROM overage.rated_line
+ WHERE month = '2026-11-01' ORDER BY 1, 2, 3;
+SELECT * FROM overage.verify() WHERE check_name = 'rated_state';
+BEGIN;
+SET LOCAL session_replication_role = replica;
+UPDATE overage.rated_line SET overage_s = overage_s + 60
+ WHERE month = '2026-11-01' AND customer_id = 'c1' AND service_id = 'dom';
+UPDATE overage.rated_group SET overage_s = overage_s + 60
+ WHERE month = '2026-11-01' AND customer_id = 'c1' AND service_id = 'dom';
+SELECT * FROM t.failed();
+ROLLBACK;
+
 -- sequences: the audit log's identity sequence set back (as a restore that
 -- lost its setval would leave it); setval is not undone by a rollback, so
 -- it is set forward again by hand

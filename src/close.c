@@ -42,6 +42,7 @@
 #include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(rate_month);
+PG_FUNCTION_INFO_V1(rate_month_fresh);
 
 /*
  * the lines of a finished group: one per (holder subscription, reseller,
@@ -101,8 +102,27 @@ emit_group(ReturnSetInfo *rsinfo, RatingSet *set, RateGroup *g)
  * serves the 1.0/1.1 declaration of five columns (no price, no reseller)
  * until ALTER EXTENSION UPDATE.  Only groups with overage give lines.
  */
+static Datum rate_month_lines(FunctionCallInfo fcinfo, bool fresh);
+
 Datum
 rate_month(PG_FUNCTION_ARGS)
+{
+	return rate_month_lines(fcinfo, false);
+}
+
+/*
+ * rate_month_fresh(month date): the same lines, every group rated from the
+ * start of its month, whatever rated state is stored (verify() compares
+ * the two).
+ */
+Datum
+rate_month_fresh(PG_FUNCTION_ARGS)
+{
+	return rate_month_lines(fcinfo, true);
+}
+
+static Datum
+rate_month_lines(FunctionCallInfo fcinfo, bool fresh)
 {
 	DateADT		month = PG_GETARG_DATEADT(0);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
@@ -121,7 +141,8 @@ rate_month(PG_FUNCTION_ARGS)
 	run.month = overage_month_of((TimestampTz) month * USECS_PER_DAY,
 								 &run.mstart, &run.mend);
 	run.at = DT_NOEND;
-	run.load_marks = true;
+	run.load_marks = !fresh;
+	run.fresh = fresh;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -782,7 +782,7 @@ live_run(LiveRun *run)
 	long		nfull = 0;
 	bool		live = live_rating_installed();
 
-	if (live)
+	if (live && !run->fresh)
 		load_rated(set, run->month, run->customer, run->service);
 	if (live && !run->consume && hash_get_num_entries(set->groups) == 0)
 	{

@@ -210,6 +210,8 @@ typedef struct LiveRun
 	bool		consume;		/* take the pending calls in (rate_pending) */
 	bool		watch;			/* watch the pool thresholds */
 	bool		load_marks;		/* read the dated changes (else: marks) */
+	bool		fresh;			/* ignore the stored states: every group
+								 * from the start of its month (verify) */
 	StaleMark  *marks;
 	int			nmarks;
 	struct LiveBudget *budgets;	/* sorted by customer; their groups' spend is watched */

@@ -219,6 +219,17 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@._rate_pending(date) IS
 'Internal: brings the rated state of the calendar month (UTC) of the date up to date (NULL: of every open month, taking in every dated change), raising the alerts it crosses; returns the number of calls it (re)rated. One at a time (a transaction-level advisory lock)';
 
+CREATE OR REPLACE FUNCTION @extschema@._rate_month_fresh(month date)
+RETURNS TABLE(customer_id text, service_id text, partner_id text,
+			  subscription_id uuid, overage_seconds bigint,
+			  unit_price numeric, currency text, reseller_id text)
+AS 'MODULE_PATHNAME', 'rate_month_fresh'
+LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION @extschema@._rate_month_fresh(date) IS
+'Internal: the lines of _rate_month, every group rated from the start of the month in one pass, whatever rated state is stored (verify() compares the two)';
+
 CREATE OR REPLACE FUNCTION @extschema@.rate_pending()
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER

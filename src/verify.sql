@@ -296,6 +296,58 @@ BEGIN
 	RETURN QUERY SELECT * FROM @extschema@._verify_result('usage_month', n, 'groups', bad);
 
 	/*
+	 * rated_state: the stored rated state (rated_group, rated_line, what
+	 * rate_pending and the worker write, what the close and pool_status
+	 * read) gives what rating from scratch gives: in every month that is
+	 * not closed and has rated groups, _rate_month (the states, the calls
+	 * pending after them, the groups a late call or a dated change made
+	 * stale) and _rate_month_fresh (every call from the start of the
+	 * month) agree line for line.  The one check that re-rates: a pass
+	 * over each such month's calls.
+	 */
+	SELECT count(*) INTO n
+	  FROM @extschema@.rated_group r
+	  LEFT JOIN @extschema@.billing_month b ON b.month = r.month
+	 WHERE b.closed_at IS NULL;
+	WITH m AS (
+		SELECT DISTINCT r.month
+		  FROM @extschema@.rated_group r
+		  LEFT JOIN @extschema@.billing_month b ON b.month = r.month
+		 WHERE b.closed_at IS NULL
+	), s AS (
+		SELECT m.month, x.* FROM m, LATERAL @extschema@._rate_month(m.month) x
+	), f AS (
+		SELECT m.month, x.* FROM m, LATERAL @extschema@._rate_month_fresh(m.month) x
+	), sg AS (
+		-- per group: its overage and its lines, each as text, sorted
+		SELECT s.month, s.customer_id, s.service_id, sum(s.overage_seconds) AS secs,
+			   array_agg(s.line ORDER BY s.line) AS lines
+		  FROM (SELECT s.*, (s.partner_id, s.subscription_id, s.overage_seconds,
+							 s.unit_price, s.currency, s.reseller_id)::text AS line
+				  FROM s) s
+		 GROUP BY 1, 2, 3
+	), fg AS (
+		SELECT f.month, f.customer_id, f.service_id, sum(f.overage_seconds) AS secs,
+			   array_agg(f.line ORDER BY f.line) AS lines
+		  FROM (SELECT f.*, (f.partner_id, f.subscription_id, f.overage_seconds,
+							 f.unit_price, f.currency, f.reseller_id)::text AS line
+				  FROM f) f
+		 GROUP BY 1, 2, 3
+	)
+	SELECT array_agg(k ORDER BY k) INTO bad FROM (
+		SELECT pg_catalog.to_char(coalesce(a.month, b.month), 'YYYY-MM') || ' ' ||
+			   coalesce(a.customer_id, b.customer_id) || '/' ||
+			   coalesce(a.service_id, b.service_id) || ' (' ||
+			   coalesce(a.secs, 0) || ' s of overage from the rated state, ' ||
+			   coalesce(b.secs, 0) || ' s rated afresh)' AS k
+		  FROM sg a
+		  FULL JOIN fg b
+			ON b.month = a.month AND b.customer_id = a.customer_id
+		   AND b.service_id = a.service_id
+		 WHERE a.lines IS DISTINCT FROM b.lines) x;
+	RETURN QUERY SELECT * FROM @extschema@._verify_result('rated_state', n, 'rated groups', bad);
+
+	/*
 	 * charge_lines: the charge lines are what close_month wrote: lines
 	 * only in closed months, as many as billing_month.lines says, one per
 	 * (subscription, customer, service, unit price), quantity and amount
@@ -434,4 +486,4 @@ END
 $$;
 
 COMMENT ON FUNCTION @extschema@.verify() IS
-'Operator only. The consistency of everything the triggers maintain, one row per check (holder_open_period, holder_period_overlap, holder_period_gap, assignment_log, holder_eligible, license_quantity, usage_month, charge_lines, transfers, sequences); detail names the count and the first offending keys. Reports, never repairs. Run it after a restore or after writes with the triggers off';
+'Operator only. The consistency of everything the triggers maintain, one row per check (holder_open_period, holder_period_overlap, holder_period_gap, assignment_log, holder_eligible, license_quantity, usage_month, rated_state, charge_lines, transfers, sequences); detail names the count and the first offending keys. Reports, never repairs. Run it after a restore or after writes with the triggers off';
