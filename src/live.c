@@ -946,16 +946,28 @@ time_array(TimestampTz *v, int n)
 										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
+static Datum
+bool_array(bool *v, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = BoolGetDatum(v[i]);
+	return PointerGetDatum(construct_array(d, n, BOOLOID, 1, true, TYPALIGN_CHAR));
+}
+
 /*
  * write_states
  *		Store the state of every group walked in this run: rated_group
- *		upserted, its rated_line rows replaced.  Three statements whatever
- *		the number of groups.
+ *		inserted (a new group) or updated, an updated group's rated_line
+ *		rows replaced.  At most four statements whatever the number of
+ *		groups.
  */
 static void
 write_states(LiveRun *run)
 {
-	static SPIPlanPtr upsert_plan = NULL;
+	static SPIPlanPtr insert_plan = NULL;
+	static SPIPlanPtr update_plan = NULL;
 	static SPIPlanPtr delete_plan = NULL;
 	static SPIPlanPtr lines_plan = NULL;
 	RatingSet  *set = run->set;
@@ -966,6 +978,8 @@ write_states(LiveRun *run)
 	int			n = 0;
 	int			cap = 64;
 	TimestampTz *rated_to = palloc(sizeof(TimestampTz) * cap);
+	bool	   *had = palloc(sizeof(bool) * cap);
+	int			nhad = 0;
 	int64	   *fig[6];
 	List	   *lcust = NIL;
 	List	   *lsvc = NIL;
@@ -997,12 +1011,16 @@ write_states(LiveRun *run)
 		{
 			cap *= 2;
 			rated_to = repalloc(rated_to, sizeof(TimestampTz) * cap);
+			had = repalloc(had, sizeof(bool) * cap);
 			for (int k = 0; k < 6; k++)
 				fig[k] = repalloc(fig[k], sizeof(int64) * cap);
 		}
 		cust = lappend(cust, g->customer);
 		svc = lappend(svc, g->service);
 		rated_to[n] = to;
+		had[n] = g->rated;
+		if (g->rated)
+			nhad++;
 		fig[0][n] = g->calls;
 		fig[1][n] = g->used;
 		fig[2][n] = g->included;
@@ -1042,9 +1060,10 @@ write_states(LiveRun *run)
 		return;
 
 	{
-		Oid			types[10] = {DATEOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
-			INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
-		Datum		values[10];
+		Oid			types[11] = {DATEOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
+			INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+		BOOLARRAYOID};
+		Datum		values[11];
 
 		values[0] = DateADTGetDatum(run->month);
 		values[1] = text_array(cust);
@@ -1052,28 +1071,53 @@ write_states(LiveRun *run)
 		values[3] = time_array(rated_to, n);
 		for (int k = 0; k < 6; k++)
 			values[4 + k] = int8_array(fig[k], n);
-		overage_history_exec(&upsert_plan,
-							 "INSERT INTO overage.rated_group AS r"
-							 " (month, customer_id, service_id, rated_to, calls, used_s,"
-							 "  included_s, overage_s, unassigned_s, reached, rated_at)"
-							 " SELECT $1, u.c, u.s, u.t, u.n, u.used, u.inc, u.over, u.un,"
-							 "  u.reached::int2, pg_catalog.now()"
-							 " FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::int8[],"
-							 "  $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[])"
-							 "  AS u(c, s, t, n, used, inc, over, un, reached)"
-							 " ORDER BY u.c, u.s"
-							 " ON CONFLICT (month, customer_id, service_id) DO UPDATE"
-							 " SET rated_to = excluded.rated_to, calls = excluded.calls,"
-							 "  used_s = excluded.used_s, included_s = excluded.included_s,"
-							 "  overage_s = excluded.overage_s,"
-							 "  unassigned_s = excluded.unassigned_s,"
-							 "  reached = excluded.reached, rated_at = excluded.rated_at",
-							 10, types, values, NULL);
-		overage_history_exec(&delete_plan,
-							 "DELETE FROM overage.rated_line l"
-							 " USING unnest($2::text[], $3::text[]) AS u(c, s)"
-							 " WHERE l.month = $1 AND l.customer_id = u.c AND l.service_id = u.s",
-							 3, types, values, NULL);
+		values[10] = bool_array(had, n);
+
+		/*
+		 * Under the advisory lock, with a snapshot taken after it, the
+		 * groups without a stored state have no row: a plain INSERT (a
+		 * fresh month is all new groups; ON CONFLICT's speculative
+		 * insertion would cost as much again), and an UPDATE of those that
+		 * had one, whose lines alone are replaced.
+		 */
+		if (nhad < n)
+			overage_history_exec(&insert_plan,
+								 "INSERT INTO overage.rated_group"
+								 " (month, customer_id, service_id, rated_to, calls, used_s,"
+								 "  included_s, overage_s, unassigned_s, reached, rated_at)"
+								 " SELECT $1, u.c, u.s, u.t, u.n, u.used, u.inc, u.over, u.un,"
+								 "  u.reached::int2, pg_catalog.now()"
+								 " FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::int8[],"
+								 "  $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[],"
+								 "  $11::bool[])"
+								 "  AS u(c, s, t, n, used, inc, over, un, reached, had)"
+								 " WHERE NOT u.had"
+								 " ORDER BY u.c, u.s",
+								 11, types, values, NULL);
+		if (nhad > 0)
+		{
+			overage_history_exec(&update_plan,
+								 "UPDATE overage.rated_group r"
+								 " SET rated_to = u.t, calls = u.n, used_s = u.used,"
+								 "  included_s = u.inc, overage_s = u.over, unassigned_s = u.un,"
+								 "  reached = u.reached::int2, rated_at = pg_catalog.now()"
+								 " FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::int8[],"
+								 "  $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[],"
+								 "  $11::bool[])"
+								 "  AS u(c, s, t, n, used, inc, over, un, reached, had)"
+								 " WHERE u.had AND r.month = $1 AND r.customer_id = u.c"
+								 "  AND r.service_id = u.s",
+								 11, types, values, NULL);
+			if ((int64) SPI_processed != nhad)
+				elog(ERROR, "live rating: %lld of %d rated groups of %s found to update",
+					 (long long) SPI_processed, nhad, overage_date_str(run->month));
+			overage_history_exec(&delete_plan,
+								 "DELETE FROM overage.rated_line l"
+								 " USING unnest($2::text[], $3::text[], $11::bool[]) AS u(c, s, had)"
+								 " WHERE u.had AND l.month = $1 AND l.customer_id = u.c"
+								 "  AND l.service_id = u.s",
+								 11, types, values, NULL);
+		}
 	}
 	if (nl > 0)
 	{
