@@ -356,11 +356,72 @@ check_parties(char **customers, int nc, char **services, int ns)
 					   "service", values[1]);
 }
 
+/*
+ * insert_pending
+ *		One usage_pending row per month of the statement, its groups as
+ *		parallel arrays, built here: the groups are already sorted, and the
+ *		readers only unnest and aggregate them (an ordered array_agg per
+ *		column in SQL sorted them six times again, with the collation: a
+ *		fifth of a 1,000-call statement).
+ */
+static void
+insert_pending(UsageGroup **sorted, long ngroups)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[7] = {DATEOID, TEXTARRAYOID, TEXTARRAYOID,
+	TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+	Datum	   *cust = palloc(sizeof(Datum) * ngroups);
+	Datum	   *svc = palloc(sizeof(Datum) * ngroups);
+	Datum	   *first = palloc(sizeof(Datum) * ngroups);
+	Datum	   *last = palloc(sizeof(Datum) * ngroups);
+	Datum	   *calls = palloc(sizeof(Datum) * ngroups);
+	Datum	   *secs = palloc(sizeof(Datum) * ngroups);
+	bool	   *done = palloc0(sizeof(bool) * ngroups);
+
+	for (long i = 0; i < ngroups; i++)
+	{
+		DateADT		month;
+		int			n = 0;
+		Datum		values[7];
+
+		if (done[i])
+			continue;
+		/* the groups of the month of the first one not written yet */
+		month = sorted[i]->key.month;
+		for (long j = i; j < ngroups; j++)
+		{
+			UsageGroup *g = sorted[j];
+
+			if (done[j] || g->key.month != month)
+				continue;
+			done[j] = true;
+			cust[n] = PointerGetDatum(cstring_to_text_with_len(g->key.customer, g->key.clen));
+			svc[n] = PointerGetDatum(cstring_to_text_with_len(g->key.service, g->key.slen));
+			first[n] = TimestampTzGetDatum(g->first_at);
+			last[n] = TimestampTzGetDatum(g->last_at);
+			calls[n] = Int64GetDatum(g->calls);
+			secs[n] = Int64GetDatum(g->seconds);
+			n++;
+		}
+		values[0] = DateADTGetDatum(month);
+		values[1] = PointerGetDatum(construct_array(cust, n, TEXTOID, -1, false, TYPALIGN_INT));
+		values[2] = PointerGetDatum(construct_array(svc, n, TEXTOID, -1, false, TYPALIGN_INT));
+		values[3] = PointerGetDatum(construct_array(first, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[4] = PointerGetDatum(construct_array(last, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[5] = PointerGetDatum(construct_array(calls, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[6] = PointerGetDatum(construct_array(secs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		overage_history_exec(&plan,
+							 "INSERT INTO overage.usage_pending"
+							 " (month, customer_id, service_id, first_at, last_at, calls, seconds)"
+							 " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+							 7, argtypes, values, NULL);
+	}
+}
+
 Datum
 usage_ingest(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr figures = NULL;
-	static SPIPlanPtr pending = NULL;
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	TriggerEvent event;
 	TupleDesc	desc;
@@ -505,18 +566,7 @@ usage_ingest(PG_FUNCTION_ARGS)
 		values[6] = PointerGetDatum(construct_array(last, ngroups, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 
 		if (live_rating_installed())
-			overage_history_exec(&pending,
-								 "INSERT INTO overage.usage_pending"
-								 " (month, customer_id, service_id, first_at, last_at, calls, seconds)"
-								 " SELECT u.m, array_agg(u.c ORDER BY u.c, u.s),"
-								 "  array_agg(u.s ORDER BY u.c, u.s), array_agg(u.f ORDER BY u.c, u.s),"
-								 "  array_agg(u.l ORDER BY u.c, u.s), array_agg(u.n ORDER BY u.c, u.s),"
-								 "  array_agg(u.secs ORDER BY u.c, u.s)"
-								 " FROM unnest($1::text[], $2::text[], $3::date[], $4::int8[],"
-								 "  $5::int8[], $6::timestamptz[], $7::timestamptz[])"
-								 "  AS u(c, s, m, n, secs, f, l)"
-								 " GROUP BY u.m",
-								 7, argtypes, values, NULL);
+			insert_pending(sorted, ngroups);
 		else
 			overage_history_exec(&figures,
 								 "INSERT INTO overage.usage_month AS f"
