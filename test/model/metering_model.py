@@ -156,8 +156,8 @@ class Model:
         self.calls = []             # dict(id, customer, service, at, d)
         self.closed = set()         # months
         self.budgets = {}           # (partner, customer) -> dict(amount, currency, thresholds)
-        self.changes = []           # the instants of the dated changes made, in the order made
-        self.last_rating = {}       # month -> (ids of the calls rated then, len(self.changes) then)
+        self.last_rating = {}       # month -> (ids of the calls rated then, len(budget_sets) then)
+        self.budget_sets = []       # the customers of the budgets set, in the order set
         self.strict_budget = os.environ.get('METER_STRICT_BUDGET') == '1'
         self.alerts = {}            # alert key -> alert row, as stored by the first rating that raised it
 
@@ -318,21 +318,13 @@ class Model:
                                                  k['at']))
         return out
 
-    def in_order(self, month, c):
-        """Did customer c's data of the month arrive in order since the
-        month's previous rating: every call new since then starts at or
-        after every call rated then, and every dated change made since then
-        is dated at or after them?  Then what was rated then is the start
-        of the month in time order, and the amount "as rated so far" at a
-        new call is the amount in time order."""
-        ids, nchanges = self.last_rating.get(month, (set(), 0))
-        mine = [k for k in self.calls if k['customer'] == c and month_of(k['at']) == month]
-        old = [k['at'] for k in mine if k['id'] in ids]
-        if not old:
-            return True
-        last = max(old)
-        return all(k['at'] >= last for k in mine if k['id'] not in ids) and \
-            all(t >= last for t in self.changes[nchanges:])
+    def rated_before(self, month, c):
+        """(the latest start of customer c's calls of the month rated at
+        the month's previous rating, or None; whether a budget for c was set
+        since that rating)"""
+        ids, nsets = self.last_rating.get(month, (set(), 0))
+        old = [k['at'] for k in self.calls if k['customer'] == c and k['id'] in ids]
+        return (max(old) if old else None), c in self.budget_sets[nsets:]
 
     def budget_alerts(self, month, walk):
         """Per budget (partner, customer): the partner's overage amount for
@@ -384,21 +376,28 @@ class Model:
                     v = values[th]
                     out.append(alert_row(month, 'budget', p, c, None, th,
                                          v.pop() if len(v) == 1 else frozenset(v), b['amount'], at))
-            if not self.strict_budget and not self.in_order(month, c):
-                # Out of order (a late call, a dated change before rated
-                # calls): the extension counts the customer's groups that
-                # this rating does not walk again at their whole rated
-                # amount ("as rated so far") under the calls it walks, so
-                # the call it finds may be earlier than the one in time
-                # order (README, "Budgets and alerts").  Then the model
-                # checks that the alert is raised (the key), its limit,
-                # that its value reached the threshold and is at most the
-                # amount of the month so far, and that crossed_at is the
-                # start of a call that bills the partner in the currency.
-                # METER_STRICT_BUDGET=1 compares these exactly too.
+            # A crossing at or before the latest call the month's previous
+            # rating had rated (a late call, a dated change before rated
+            # calls): the extension counts the customer's groups that this
+            # rating does not walk again at their whole rated amount ("as
+            # rated so far") under the calls it walks, so the call it finds
+            # may be earlier than the one in time order, and its value
+            # larger.  A crossing after that call is exact: all that was
+            # rated before precedes it, so "as rated so far" is time order
+            # there; and so is all of it when a budget of the customer was
+            # set since (README: the rating then goes over the customer's
+            # groups from the start).  Where not exact, the model checks the
+            # key (raised at all, and once), the limit, that the value
+            # reached the threshold and is at most the amount of the month
+            # so far, and that crossed_at is the start of a call that bills
+            # the partner in the currency.  METER_STRICT_BUDGET=1 compares
+            # them exactly too.
+            last, reset = self.rated_before(month, c)
+            if not self.strict_budget and last is not None and not reset:
                 instants = frozenset(at.strftime('%Y-%m-%d %H:%M:%S.%f') for at, _ in steps)
+                lastf = last.strftime('%Y-%m-%d %H:%M:%S.%f')
                 for i, row in enumerate(out):
-                    if row[1] == 'budget' and row[2] == p and row[3] == c:
+                    if row[1] == 'budget' and row[2] == p and row[3] == c and row[8] <= lastf:
                         out[i] = row[:6] + (Bounds(row[5] * b['amount'] / 100, amount), row[7], instants)
         return out
 
@@ -409,7 +408,8 @@ class Model:
         new, moved = [], []
         for mo in months:
             walk = self.walk(mo)
-            self.last_rating_next = (set(k['id'] for k in self.calls if month_of(k['at']) == mo), len(self.changes))
+            self.last_rating_next = (set(k['id'] for k in self.calls if month_of(k['at']) == mo),
+                                     len(self.budget_sets))
             for row in self.pool_alerts(mo, walk) + self.budget_alerts(mo, walk):
                 key = alert_key(row)
                 if key not in self.alerts:
@@ -441,6 +441,7 @@ class Model:
         if len(curs) != 1:
             return '22023'
         self.budgets[(p, c)] = {'amount': amount, 'currency': curs[0], 'thresholds': sorted(thresholds)}
+        self.budget_sets.append(c)
         return None
 
     def remove_budget(self, p, c):
@@ -454,7 +455,6 @@ class Model:
     # -- the API (the operator's calls); each returns None or the SQLSTATE
     # it must fail with, and changes the model only on success.
     def purchase(self, p, c, product, qty, t, lic, overage_sub):
-        self.changes.append(t)
         self.subs[lic] = {'partner': p, 'customer': c, 'kind': 'license', 'product': product,
                           'created': t, 'ended': None, 'qhist': [(t, qty)]}
         if SKUS[product][0]:
@@ -471,7 +471,6 @@ class Model:
         if s['ended'] is not None:
             return '55000'
         s['qhist'].append((t, qty))
-        self.changes.append(t)
         return None
 
     def cancel(self, sub, t):
@@ -481,7 +480,6 @@ class Model:
         if any(h[-1][1] == sub for h in self.holders.values()):
             return '55000'
         s['ended'] = t
-        self.changes.append(t)
         if s['kind'] == 'license' and SKUS[s['product']][0]:
             p, c = s['partner'], s['customer']
             for svc in sorted(SKUS[s['product']][1]):
@@ -505,7 +503,6 @@ class Model:
         if cur is not None and self.subs[cur]['partner'] != p:
             return 'OV002'
         self.holders.setdefault((c, svc), []).append((t, sub, reseller))
-        self.changes.append(t)
         return None
 
     def release(self, p, c, svc, t):
@@ -515,7 +512,6 @@ class Model:
         if self.subs[cur]['partner'] != p:
             return 'OV004'
         self.holders[(c, svc)].append((t, None, None))
-        self.changes.append(t)
         return None
 
 
