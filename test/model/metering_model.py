@@ -62,6 +62,34 @@ prices each call at the period of its customer's market in effect at its
 customer, service, unit price, currency).  METER_PRICE_AT=end prices at the
 call's end instead (a broken rule, to show the test catches it).
 
+Alerts (SPEC 1.2 "Budgets and alerts"): budgets are set (default or one
+to five thresholds, amounts around the partner's amount so far or any)
+and removed, with a few refusals, from a random stream of their own (the
+rest of each seed's timeline is the one it was before).  Each rating the
+test makes (rate_pending: every open month; a close: its month) is
+modelled as a full evaluation of the data then: the pool alerts at the
+first call whose included seconds (its own included part counted) reach
+80 % and 100 % of the pool at its start (pool > 0; partner the holder
+then or NULL; value the included minutes, limit the pool minutes), the
+budget alerts at the first call, in (started_at, usage_id) order, after
+which the partner's amount for the customer (its lines in the budget's
+currency, each rounded as a charge line is) reaches each threshold
+percent of the budget.  A key (month, kind, partner, customer, service,
+threshold) already stored is skipped: the row stays as first raised
+(never changed nor withdrawn), and a crossing moved to another holder is
+a new key.  overage.alert, every column but alert_id and raised_at, must
+equal that store after every rating and after every step (nothing else
+raises).  Two places where the model bounds instead of knowing:
+calls of several services tied at a budget crossing (SPEC orders only a
+(customer, service)'s calls: the value is one an order of them gives), and
+a budget crossing at or before the latest call the month's previous
+rating had rated, no budget of the customer set since (the rating counts
+the groups it does not walk again at their whole rated amount, so the
+call it finds may be earlier: the key, the limit, threshold <= value <=
+the month's amount and crossed_at a call billing the partner are
+checked).  METER_STRICT_BUDGET=1 compares the latter exactly.
+METER_HISTORY=N prints the last N statements on a disagreement (25).
+
 Exits 1 on the first disagreement, printing seed, step and both values.
 Standard library only; psql runs as one long-lived subprocess.
 
