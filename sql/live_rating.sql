@@ -120,9 +120,25 @@ SELECT * FROM pg_temp.alerts;		-- + budget 100 % at 10-07 (6.40 of 3.00)
 SELECT * FROM pg_temp.pool;			-- pool 20, used 30.666667, remaining 0, overage 10.666667
 
 ------------------------------------------------------------------------------
--- 6. The close writes the lines of the rated state: P1 640 s, 6.40
+-- 5b. A budget set when nothing is pending: the next rating goes over the
+--    customer's group from the start all the same (6 calls), to find the
+--    call that crossed it before it existed.  P1's amount in time order:
+--    1.40 at 10-05, 6.40 at 10-07.  5.00 warned at 120 %: 6.00 is reached
+--    at 10-07 (6.40).  The alerts of the budget it replaces stay.
+------------------------------------------------------------------------------
+SELECT overage.set_budget('P1', 'C1', 5.00, '{120}');
+SELECT overage.rate_pending() AS rated;	-- 6
+SELECT * FROM pg_temp.alerts WHERE threshold = 120;	-- budget 120 % at 10-07 (6.40 of 5.00)
+SELECT overage.rate_pending() AS rated;	-- nothing to do: 0
+-- and the same through the close: 2.00 warned at 300 % (6.00), at 10-07
+SELECT overage.set_budget('P1', 'C1', 2.00, '{300}');
+
+------------------------------------------------------------------------------
+-- 6. The close writes the lines of the rated state: P1 640 s, 6.40; it
+--    rates the month first, raising the 300 % budget alert
 ------------------------------------------------------------------------------
 SELECT overage.close_month('2026-10-01') AS lines;
+SELECT * FROM pg_temp.alerts WHERE threshold = 300;	-- budget 300 % at 10-07 (6.40 of 2.00)
 SELECT partner_id, customer_id, service_id, overage_seconds, quantity, unit_price, amount, currency
   FROM overage.charge;
 SELECT * FROM pg_temp.state;		-- 6 of 6

@@ -1438,12 +1438,16 @@ rate_month_pending(DateADT month, StaleMark *marks, int nmarks, bool own_marks)
 /*
  * month_dirty
  *		Has the month anything to rate: pending calls, groups never rated
- *		(calls from before 1.2), or (marks < 0: read them) dated changes?
+ *		(calls from before 1.2), (marks < 0: read them) dated changes, or a
+ *		budget set after a group of its customer was rated (watch_budgets
+ *		then rates the group from the start, to raise the alerts of calls
+ *		rated before the budget existed)?
  */
 static bool
 month_dirty(DateADT month, int marks)
 {
 	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr budget_plan = NULL;
 	Oid			types[2] = {DATEOID, BOOLOID};
 	Datum		values[2];
 	bool		isnull;
@@ -1462,6 +1466,17 @@ month_dirty(DateADT month, int marks)
 	dirty = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
+	if (!dirty && overage_table_exists("alert"))
+	{
+		overage_spi_exec(&budget_plan,
+						 "SELECT EXISTS (SELECT 1 FROM overage.budget b"
+						 " JOIN overage.rated_group r ON r.customer_id = b.customer_id"
+						 " WHERE r.month = $1 AND r.rated_at < b.set_at)",
+						 1, types, values, NULL, 1);
+		dirty = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+		SPI_freetuptable(SPI_tuptable);
+	}
 	return dirty;
 }
 

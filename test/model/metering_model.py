@@ -62,6 +62,34 @@ prices each call at the period of its customer's market in effect at its
 customer, service, unit price, currency).  METER_PRICE_AT=end prices at the
 call's end instead (a broken rule, to show the test catches it).
 
+Alerts (SPEC 1.2 "Budgets and alerts"): budgets are set (default or one
+to five thresholds, amounts around the partner's amount so far or any)
+and removed, with a few refusals, from a random stream of their own (the
+rest of each seed's timeline is the one it was before).  Each rating the
+test makes (rate_pending: every open month; a close: its month) is
+modelled as a full evaluation of the data then: the pool alerts at the
+first call whose included seconds (its own included part counted) reach
+80 % and 100 % of the pool at its start (pool > 0; partner the holder
+then or NULL; value the included minutes, limit the pool minutes), the
+budget alerts at the first call, in (started_at, usage_id) order, after
+which the partner's amount for the customer (its lines in the budget's
+currency, each rounded as a charge line is) reaches each threshold
+percent of the budget.  A key (month, kind, partner, customer, service,
+threshold) already stored is skipped: the row stays as first raised
+(never changed nor withdrawn), and a crossing moved to another holder is
+a new key.  overage.alert, every column but alert_id and raised_at, must
+equal that store after every rating and after every step (nothing else
+raises).  Two places where the model bounds instead of knowing:
+calls of several services tied at a budget crossing (SPEC orders only a
+(customer, service)'s calls: the value is one an order of them gives), and
+a budget crossing at or before the latest call the month's previous
+rating had rated, no budget of the customer set since (the rating counts
+the groups it does not walk again at their whole rated amount, so the
+call it finds may be earlier: the key, the limit, threshold <= value <=
+the month's amount and crossed_at a call billing the partner are
+checked).  METER_STRICT_BUDGET=1 compares the latter exactly.
+METER_HISTORY=N prints the last N statements on a disagreement (25).
+
 Exits 1 on the first disagreement, printing seed, step and both values.
 Standard library only; psql runs as one long-lived subprocess.
 
@@ -155,6 +183,11 @@ class Model:
         self.holders = {}           # (customer, service) -> [(at, sub or None, reseller or None)], in order of change
         self.calls = []             # dict(id, customer, service, at, d)
         self.closed = set()         # months
+        self.budgets = {}           # (partner, customer) -> dict(amount, currency, thresholds)
+        self.last_rating = {}       # month -> (ids of the calls rated then, len(budget_sets) then)
+        self.budget_sets = []       # the customers of the budgets set, in the order set
+        self.strict_budget = os.environ.get('METER_STRICT_BUDGET') == '1'
+        self.alerts = {}            # alert key -> alert row, as stored by the first rating that raised it
 
     # -- history ----------------------------------------------------------
     @staticmethod
@@ -278,6 +311,175 @@ class Model:
             f[key] = (n + 1, s + k['d'])
         return sorted([m, c, svc, n, s] for (m, c, svc), (n, s) in f.items())
 
+    # -- alerts (SPEC 1.2 "Budgets and alerts") ---------------------------------
+    def walk(self, month):
+        """customer -> [(call, included s, overage s, holder, pool s)] of the
+        month, every service, in (started_at, usage_id) order."""
+        per = {}
+        for c, svc in sorted(set((k['customer'], k['service']) for k in self.calls if month_of(k['at']) == month)):
+            for k, o, h in self.attribute(c, svc, month):
+                per.setdefault(c, []).append((k, k['d'] - o, o, h, self.pool_s(c, svc, k['at'])))
+        for rows in per.values():
+            rows.sort(key=lambda x: (x[0]['at'], x[0]['id']))
+        return per
+
+    def pool_alerts(self, month, walk):
+        """Per (customer, service): the first call at which the month's
+        included seconds (that call's included part counted) reach 80 % and
+        100 % of the pool at the call's start, the pool being > 0.  Partner:
+        the holder's at that instant, or None; value: the included minutes
+        then; limit: the pool in minutes then."""
+        out = []
+        for c, rows in sorted(walk.items()):
+            for svc in SERVICES:
+                included = 0
+                todo = [Decimal(80), Decimal(100)]
+                for k, inc, _, h, pool in rows:
+                    if k['service'] != svc:
+                        continue
+                    included += inc
+                    for th in list(todo):
+                        if pool > 0 and included * 100 >= th * pool:
+                            todo.remove(th)
+                            out.append(alert_row(month, 'pool', self.subs[h[0]]['partner'] if h else None, c,
+                                                 svc, th, Decimal(minutes6(included)), Decimal(minutes6(pool)),
+                                                 k['at']))
+        return out
+
+    def rated_before(self, month, c):
+        """(the latest start of customer c's calls of the month rated at
+        the month's previous rating, or None; whether a budget for c was set
+        since that rating)"""
+        ids, nsets = self.last_rating.get(month, (set(), 0))
+        old = [k['at'] for k in self.calls if k['customer'] == c and k['id'] in ids]
+        return (max(old) if old else None), c in self.budget_sets[nsets:]
+
+    def budget_alerts(self, month, walk):
+        """Per budget (partner, customer): the partner's overage amount for
+        the customer in the month -- its charge lines (every service) in the
+        budget's currency, each rounded as a charge line is -- followed call
+        by call in (started_at, usage_id) order; each threshold is raised at
+        the first call after which amount >= threshold % of the budget."""
+        out = []
+        for (p, c), b in sorted(self.budgets.items()):
+            lines = {}
+            amount = Decimal('0.00')
+            todo = list(b['thresholds'])
+            # the calls that bill p in the budget's currency, by instant
+            steps = []
+            for k, _, o, h, _ in walk.get(c, []):
+                if o == 0 or h is None or self.subs[h[0]]['partner'] != p:
+                    continue
+                price, cur = self.price(c, k['service'], k)
+                if cur != b['currency']:
+                    continue
+                if not steps or steps[-1][0] != k['at']:
+                    steps.append((k['at'], []))
+                steps[-1][1].append((k['service'], (k['service'], h, price), o, price))
+            for at, calls in steps:
+                if not todo:
+                    break
+                # SPEC orders the calls of one (customer, service); calls of
+                # several services that start at the same instant have no
+                # order, so the amount at a crossing among them is any one an
+                # order of them (each service's own kept) gives.
+                orders = interleavings(calls)
+                values = {}
+                for order in orders:
+                    ls, amt, left = dict(lines), amount, list(todo)
+                    for _, g, o, price in order:
+                        before = Decimal(amount2(ls.get(g, 0), price))
+                        ls[g] = ls.get(g, 0) + o
+                        amt += Decimal(amount2(ls[g], price)) - before
+                        for th in list(left):
+                            if amt * 100 >= th * b['amount']:
+                                left.remove(th)
+                                values.setdefault(th, set()).add(amt)
+                for _, g, o, price in calls:
+                    before = Decimal(amount2(lines.get(g, 0), price))
+                    lines[g] = lines.get(g, 0) + o
+                    amount += Decimal(amount2(lines[g], price)) - before
+                for th in sorted(values):
+                    todo.remove(th)
+                    v = values[th]
+                    out.append(alert_row(month, 'budget', p, c, None, th,
+                                         v.pop() if len(v) == 1 else frozenset(v), b['amount'], at))
+            # A crossing at or before the latest call the month's previous
+            # rating had rated (a late call, a dated change before rated
+            # calls): the extension counts the customer's groups that this
+            # rating does not walk again at their whole rated amount ("as
+            # rated so far") under the calls it walks, so the call it finds
+            # may be earlier than the one in time order, and its value
+            # larger.  A crossing after that call is exact: all that was
+            # rated before precedes it, so "as rated so far" is time order
+            # there; and so is all of it when a budget of the customer was
+            # set since (README: the rating then goes over the customer's
+            # groups from the start).  Where not exact, the model checks the
+            # key (raised at all, and once), the limit, that the value
+            # reached the threshold and is at most the amount of the month
+            # so far, and that crossed_at is the start of a call that bills
+            # the partner in the currency.  METER_STRICT_BUDGET=1 compares
+            # them exactly too.
+            last, reset = self.rated_before(month, c)
+            if not self.strict_budget and last is not None and not reset:
+                instants = frozenset(at.strftime('%Y-%m-%d %H:%M:%S.%f') for at, _ in steps)
+                lastf = last.strftime('%Y-%m-%d %H:%M:%S.%f')
+                for i, row in enumerate(out):
+                    if row[1] == 'budget' and row[2] == p and row[3] == c and row[8] <= lastf:
+                        out[i] = row[:6] + (Bounds(row[5] * b['amount'] / 100, amount), row[7], instants)
+        return out
+
+    def rate(self, months):
+        """A rating of the months (rate_pending: every open month; a close:
+        its month): the alerts the data now crosses, stored unless their key
+        is stored already.  Returns (stored, skipped with other figures)."""
+        new, moved = [], []
+        for mo in months:
+            walk = self.walk(mo)
+            self.last_rating_next = (set(k['id'] for k in self.calls if month_of(k['at']) == mo),
+                                     len(self.budget_sets))
+            for row in self.pool_alerts(mo, walk) + self.budget_alerts(mo, walk):
+                key = alert_key(row)
+                if key not in self.alerts:
+                    self.alerts[key] = row
+                    new.append(row)
+                elif self.alerts[key] != row:
+                    moved.append(row)
+            self.last_rating[mo] = self.last_rating_next
+        return new, moved
+
+    def budget_currencies(self, p, c, now):
+        """set_budget's currency (README "Budgets and alerts", Currency): of
+        every service of the SKUs of the partner's licences for the customer
+        (cancelled ones too), the price of the customer's market in effect
+        now, else the service's own (USD)."""
+        svcs = set()
+        for s in self.subs.values():
+            if s['kind'] == 'license' and s['partner'] == p and s['customer'] == c:
+                svcs |= set(SKUS[s['product']][1])
+        return sorted(set(self.price(c, svc, {'at': now, 'd': 0}) [1] for svc in (svcs or SERVICES)))
+
+    def set_budget(self, p, c, amount, thresholds, now):
+        if not any(s['partner'] == p and s['customer'] == c for s in self.subs.values()):
+            return '55000'                                  # never bought for the customer
+        if amount <= 0 or not 1 <= len(thresholds) <= 5 or len(set(thresholds)) != len(thresholds) \
+                or any(not 0 < t <= 1000 for t in thresholds):
+            return '22023'
+        curs = self.budget_currencies(p, c, now)
+        if len(curs) != 1:
+            return '22023'
+        self.budgets[(p, c)] = {'amount': amount, 'currency': curs[0], 'thresholds': sorted(thresholds)}
+        self.budget_sets.append(c)
+        return None
+
+    def remove_budget(self, p, c):
+        if not any(s['partner'] == p and s['customer'] == c for s in self.subs.values()):
+            return '55000'                                  # checked first, as for set_budget
+        if (p, c) not in self.budgets:
+            return '42704'
+        del self.budgets[(p, c)]
+        return None
+
     # -- the API (the operator's calls); each returns None or the SQLSTATE
     # it must fail with, and changes the model only on success.
     def purchase(self, p, c, product, qty, t, lic, overage_sub):
@@ -345,6 +547,75 @@ def line_key(line):
     return tuple('' if x is None else str(x) for x in line)
 
 
+def alert_row(month, kind, partner, customer, service, threshold, value, limit, crossed_at):
+    """An overage.alert row as the model compares it: every column but
+    alert_id and raised_at; the numbers as values (Decimal)."""
+    return (month.isoformat(), kind, partner, customer, service, Decimal(threshold),
+            value if isinstance(value, frozenset) else Decimal(value),
+            Decimal(limit), crossed_at.strftime('%Y-%m-%d %H:%M:%S.%f'))
+
+
+def interleavings(calls):
+    """The orders of calls (service, ...) that keep each service's calls in
+    their order: one when they are of one service."""
+    by = {}
+    for x in calls:
+        by.setdefault(x[0], []).append(x)
+    if len(by) == 1:
+        return [calls]
+    out = []
+
+    def walk(prefix, rest):
+        if len(out) > 5000:
+            raise RuntimeError('too many orders of %d calls at one instant' % len(calls))
+        if not any(rest.values()):
+            out.append(prefix)
+            return
+        for svc, xs in sorted(rest.items()):
+            if xs:
+                walk(prefix + [xs[0]], dict(rest, **{svc: xs[1:]}))
+    walk([], by)
+    return out
+
+
+class Bounds:
+    """A value the model bounds instead of knowing: lo <= value <= hi."""
+
+    def __init__(self, lo, hi):
+        self.lo, self.hi = lo, hi
+
+    def __contains__(self, v):
+        return self.lo <= v <= self.hi
+
+    def __eq__(self, other):
+        return isinstance(other, Bounds) and (self.lo, self.hi) == (other.lo, other.hi)
+
+    def __hash__(self):
+        return hash((self.lo, self.hi))
+
+    def __repr__(self):
+        return 'between(%s, %s)' % (self.lo, self.hi)
+
+
+def alert_match(model, db):
+    """The model's row and the database's agree: every column equal, but a
+    value the model leaves open must be one of its values: a set (calls of
+    several services tied at the crossing instant), Bounds, or for
+    crossed_at a set of instants (out of order, budget_alerts)."""
+    for i, (m, d) in enumerate(zip(model, db)):
+        if i in (6, 8) and isinstance(m, (frozenset, Bounds)):
+            if d not in m:
+                return False
+        elif m != d:
+            return False
+    return True
+
+
+def alert_key(row):
+    """(month, kind, partner, customer, service, threshold): stored once"""
+    return row[:6]
+
+
 class Scenario:
     def __init__(self, psql, seed, steps, rule='1.2'):
         self.db = psql
@@ -401,6 +672,11 @@ class Scenario:
         self.change_instants = []
         self.next_user = 0
         self.differ = False
+        # budgets come from a random stream of their own, so that the rest
+        # of each seed's timeline is the one it was before budgets
+        self.rb = random.Random(seed * 7919 + 17)
+        self.alerts_checked = rule == '1.2'     # a 1.1 build has no alerts
+        self.moved = set()
 
     # -- reporting ----------------------------------------------------------
     def fail(self, what):
@@ -409,7 +685,7 @@ class Scenario:
                      sorted(self.model.minutes.items()),
                      sorted((k, str(v)) for k, v in self.model.prices.items())),
                  'last statements:']
-        lines += ['  ' + h for h in self.history[-25:]]
+        lines += ['  ' + h for h in self.history[-int(os.environ.get('METER_HISTORY', '25')):]]
         raise Disagreement('\n'.join(lines))
 
     def count(self, what):
@@ -664,6 +940,7 @@ class Scenario:
         if int(res['result']) < 0:
             self.fail('rate_pending returned %s' % res['result'])
         self.count('rate_pending %s' % why)
+        self.model_rating(self.open_months(), 'rate_pending (%s)' % why)
         self.stats['calls (re)rated by rate_pending'] = \
             self.stats.get('calls (re)rated by rate_pending', 0) + int(res['result'])
         got = self.query_json(
@@ -707,6 +984,117 @@ class Scenario:
         self.expect(self.insert_sql(rows), want)
         self.count('usage refused %s' % want)
         self.check_written()
+
+    def budget_step(self):
+        """Now and then (a stream of its own): set_budget -- the default
+        thresholds or one to five of its own, an amount around the partner's
+        overage amount so far or anything -- or remove_budget; a few that
+        must be refused (never bought, several currencies, a bad amount or
+        threshold, removing what is not there)."""
+        rb, m = self.rb, self.model
+        if not self.alerts_checked or rb.random() >= 0.06:
+            return
+        bought = sorted(set((s['partner'], s['customer']) for s in m.subs.values()))
+        if rb.random() < 0.25 and m.budgets:
+            p, c = rb.choice(sorted(m.budgets)) if rb.random() < 0.9 else \
+                (rb.choice(self.partners), rb.choice(self.customers))
+            err = m.remove_budget(p, c)
+            self.expect("SELECT overage.remove_budget(%s, %s)::text" % (lit(p), lit(c)), err)
+            self.count('remove_budget %s' % (err or 'ok'))
+            return
+        if bought and rb.random() < 0.92:
+            p, c = rb.choice(bought)
+        else:
+            p, c = rb.choice(self.partners), rb.choice(self.customers)
+        # the partner's overage amount for the customer in a month so far
+        # (any currency): budgets near it cross as the month goes on
+        mo = rb.choice(self.months)
+        so_far = sum((Decimal(line[8]) for line in m.lines(mo) if line[1] == p and line[2] == c), Decimal(0))
+        x = rb.random()
+        if x < 0.5 and so_far > 0:
+            amount = (so_far * Decimal(rb.choice(['0.3', '0.6', '0.9', '1', '1.1', '1.5', '2', '4']))
+                      ).quantize(Decimal('0.01'))
+        elif x < 0.97:
+            amount = rb.choice([Decimal('0.01'), Decimal('0.5'), Decimal('3.00'), Decimal('25'), Decimal('100'),
+                                Decimal('999.99'), Decimal(rb.randint(1, 500000)) / Decimal(100)])
+        else:
+            amount = rb.choice([Decimal(0), Decimal('-1')])
+        if amount == 0 and x < 0.5:
+            amount = Decimal('0.01')
+        if rb.random() < 0.4:
+            thresholds, arg = [Decimal(50), Decimal(80), Decimal(100)], ''
+        else:
+            pick = [Decimal(t) for t in ('0.5', '10', '25', '50', '75.5', '80', '90', '100', '100.25', '150',
+                                         '300', '1000')]
+            thresholds = rb.sample(pick, rb.choice([1, 1, 2, 3, 4, 5]))
+            if rb.random() < 0.03:
+                thresholds.append(rb.choice([Decimal(0), Decimal('1000.01'), thresholds[0]]))
+            arg = ", '{%s}'" % ','.join(str(t) for t in thresholds)
+        err = m.set_budget(p, c, amount, thresholds, datetime.datetime.now(UTC))
+        self.expect("SELECT overage.set_budget(%s, %s, %s%s)::text" % (lit(p), lit(c), amount, arg), err)
+        self.count('set_budget %s' % (err or 'ok'))
+        if err is None:
+            got = self.query_json("SELECT json_build_array(amount::text, currency, thresholds::text[])"
+                                  " FROM overage.budget WHERE partner_id = %s AND customer_id = %s"
+                                  % (lit(p), lit(c)))
+            b = m.budgets[(p, c)]
+            if got is None or Decimal(got[0]) != b['amount'] or got[1] != b['currency'] \
+                    or [Decimal(t) for t in got[2]] != b['thresholds']:
+                self.fail('budget of %s for %s: model %r, database %r' % (p, c, b, got))
+
+    def model_rating(self, months, why):
+        """The model's side of a rating; then overage.alert must hold
+        exactly the alerts the model stored."""
+        if not self.alerts_checked:
+            return
+        new, moved = self.model.rate(months)
+        for row in new:
+            self.count('alerts %s %s raised' % (row[1], 'without holder' if row[2] is None else 'with partner'))
+            if isinstance(row[6], Bounds):
+                self.count('alerts budget raised out of order (bounded)')
+            elif isinstance(row[6], frozenset):
+                self.count('alerts budget at a tie of services (value one of several)')
+            if any(k[:2] == row[:2] and k[3:6] == row[3:6] and k[2] != row[2] for k in self.model.alerts):
+                self.count('alerts for the same threshold with another partner')
+        for row in moved:
+            if alert_key(row) not in self.moved:
+                self.moved.add(alert_key(row))
+                self.count('alerts re-crossed at other figures, first kept (%s)' % row[1])
+        self.check_alerts(why)
+
+    def check_alerts(self, why):
+        """overage.alert, every column but alert_id and raised_at, must be
+        the model's store: for each (month, kind, partner, customer,
+        service, threshold) the alert as the first rating that crossed it
+        found it (SPEC: raised exactly once, never withdrawn nor changed),
+        none else.  Exact also after late calls and dated changes: each
+        rating is modelled as a full evaluation of the data then, so a
+        crossing that moves keeps its first row and one that moves to
+        another holder is a new key."""
+        if not self.alerts_checked:
+            return
+        got = self.query_json(
+            "SELECT coalesce(json_agg(json_build_array(month::text, kind, partner_id, customer_id, service_id,"
+            " threshold::text, value::text, limit_value::text,"
+            " to_char(crossed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'))), '[]') FROM overage.alert")
+        got = sorted((tuple(r[:5]) + tuple(Decimal(x) for x in r[5:8]) + (r[8],) for r in got), key=line_key)
+        want = sorted(self.model.alerts.values(), key=line_key)
+        gk = dict((alert_key(r), r) for r in got)
+        if len(gk) != len(got) or len(got) != len(want) or \
+                any(alert_key(r) not in gk or not alert_match(r, gk[alert_key(r)]) for r in want):
+            diff = []
+            for r in want:
+                if alert_key(r) not in gk:
+                    diff.append('  missing  %r' % (r,))
+                elif not alert_match(r, gk[alert_key(r)]):
+                    diff.append('  model    %r\n  database %r' % (r, gk[alert_key(r)]))
+            wk = set(alert_key(r) for r in want)
+            diff += ['  extra    %r' % (r,) for r in got if alert_key(r) not in wk]
+            if len(got) != len(gk):
+                diff.append('  (the database holds a key twice)')
+            self.fail('overage.alert %s differs (month, kind, partner, customer, service, threshold, value,'
+                      ' limit, crossed_at):\n%s' % (why, '\n'.join(diff)))
+        self.count('alert checks')
 
     # -- checks ---------------------------------------------------------------
     def check_written(self):
@@ -803,6 +1191,7 @@ class Scenario:
                           None)
         if int(res['result']) != len(want):
             self.fail('close_month(%s) returned %s, model has %d lines' % (mo, res['result'], len(want)))
+        self.model_rating([mo], 'close_month(%s)' % mo)
         m.closed.add(mo)
         for line in want:
             self.count('charge lines %s' % ('unassigned' if line[1] is None else
@@ -889,6 +1278,9 @@ class Scenario:
             else:
                 for mo in self.open_months():
                     self.check_preview(mo)
+            self.budget_step()
+            # no step but a rating raises an alert
+            self.check_alerts('after step')
             # close the first month once the timeline has left it
             if close_first_at is not None and self.step_no >= close_first_at \
                     and self.months[0] not in self.model.closed and month_of(self.clock) != self.months[0]:

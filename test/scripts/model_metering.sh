@@ -3,7 +3,8 @@
 # reconciliation): test/model/metering_model.py walks random timelines
 # (fixed seeds) of licence and holder changes interleaved with usage
 # INSERTs, and compares pool_status, preview_month, close_month, the charge
-# lines and the reconciliation files with an independent model of SPEC.
+# lines, the reconciliation files and (1.2) the pool and budget alerts with
+# an independent model of SPEC.
 #
 # Runs inside pg_virtualenv (PGHOST/PGPORT/PGUSER set) in a database of its
 # own.  Exits non-zero on the first disagreement, printing it.
