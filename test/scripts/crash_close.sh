@@ -61,8 +61,9 @@ if ! grep -q "server closed the connection" /tmp/crash_close.out; then
 	exit 1
 fi
 
-# wait for crash recovery
-for _ in $(seq 1 100); do
+# wait for crash recovery (up to 5 minutes: replaying the load takes a while
+# on a busy machine)
+for _ in $(seq 1 1500); do
 	psql -X -At -d "$DB" -c 'SELECT 1' >/dev/null 2>&1 && break
 	sleep 0.2
 done

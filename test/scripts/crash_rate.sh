@@ -168,7 +168,7 @@ BG=
 grep -q "server closed the connection" "$WORK/rate.out" ||
 	fail "rate_pending() was not killed while it ran: $(cat "$WORK/rate.out")"
 
-for _ in $(seq 1 150); do
+for _ in $(seq 1 1500); do
 	q "$DB" -c 'SELECT 1' >/dev/null 2>&1 && break
 	sleep 0.2
 done
@@ -248,7 +248,7 @@ done
 echo "   killing the worker (pid $pid) $kill_ms ms into its pass"
 kill -9 "$pid"
 sleep 1
-for _ in $(seq 1 150); do
+for _ in $(seq 1 1500); do
 	wq "$DB" -c 'SELECT 1' >/dev/null 2>&1 && break
 	sleep 0.2
 done
