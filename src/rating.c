@@ -266,7 +266,8 @@ rating_load_pools(RatingSet *set, TimestampTz from, TimestampTz to,
 	"SELECT s.customer_id, ss.service_id, lq.valid_from, lq.valid_to," \
 	" lq.quantity::int8 * ss.minutes_per_license * 60" \
 	" FROM overage.license_quantity lq" \
-	" JOIN overage.subscription s ON s.subscription_id = lq.subscription_id" \
+	" JOIN overage.subscription s ON s.customer_id = lq.customer_id" \
+	"  AND s.subscription_id = lq.subscription_id" \
 	" JOIN overage.sku_service ss ON ss.product_id = s.product_id" \
 	"  AND ss.sku_id = s.sku_id" \
 	" WHERE s.kind = 'license' AND ss.minutes_per_license > 0" \

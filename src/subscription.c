@@ -81,18 +81,24 @@ column_time(HeapTuple tuple, TupleDesc desc, const char *name, bool *isnull)
  *		A subscription that receives a customer's overage cannot end.
  */
 static void
-refuse_cancel_of_holder(Datum subscription_id, const char *sub)
+refuse_cancel_of_holder(Datum subscription_id, Datum customer_id, const char *sub)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[1] = {UUIDOID};
-	Datum		values[1] = {subscription_id};
+	Oid			argtypes[2] = {UUIDOID, TEXTOID};
+	Datum		values[2] = {subscription_id, customer_id};
 
+	/*
+	 * A subscription holds only its own customer's overage (the holder
+	 * trigger checks it), so the customer narrows the search to its rows:
+	 * one shard on a Citus cluster.
+	 */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	overage_spi_exec(&plan,
 					 "SELECT customer_id, service_id FROM overage.holder"
-					 " WHERE subscription_id = $1 ORDER BY service_id LIMIT 1",
-					 1, argtypes, values, NULL, 1);
+					 " WHERE customer_id = $2 AND subscription_id = $1"
+					 " ORDER BY service_id LIMIT 1",
+					 2, argtypes, values, NULL, 1);
 	if (SPI_processed > 0)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[0];
@@ -250,7 +256,8 @@ subscription_guard(PG_FUNCTION_ARGS)
 							sub, timestamptz_to_str(ended)),
 					 errdetail("The last change was at %s.", timestamptz_to_str(old_changed))));
 
-		refuse_cancel_of_holder(overage_attr(oldtup, desc, "subscription_id", &isnull), sub);
+		refuse_cancel_of_holder(overage_attr(oldtup, desc, "subscription_id", &isnull),
+								overage_attr(oldtup, desc, "customer_id", &isnull), sub);
 	}
 
 	return PointerGetDatum(newtup);
@@ -343,9 +350,9 @@ subscription_record(PG_FUNCTION_ARGS)
 	Datum		created_at;
 	Datum		changed_at;
 	Datum		ended_at;
-	Oid			qty_types[4] = {UUIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT4OID};
-	Datum		qty_values[4];
-	char		qty_nulls[4] = {' ', ' ', ' ', ' '};
+	Oid			qty_types[5] = {UUIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT4OID, TEXTOID};
+	Datum		qty_values[5];
+	char		qty_nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	char	   *kind;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -376,8 +383,14 @@ subscription_record(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
+	/*
+	 * $5, the licence's customer: the rows are the customer's (and a Citus
+	 * cluster finds them on the customer's shard, README "Scaling out")
+	 */
 	qty_values[0] = subscription_id;
+	qty_values[2] = (Datum) 0;
 	qty_values[3] = quantity;
+	qty_values[4] = overage_attr(newtup, desc, "customer_id", &isnull);
 
 	if (oldtup == NULL)
 	{
@@ -390,9 +403,9 @@ subscription_record(PG_FUNCTION_ARGS)
 			qty_nulls[2] = ended_null ? 'n' : ' ';
 			overage_history_exec(&insert_plan,
 								 "INSERT INTO overage.license_quantity"
-								 " (subscription_id, valid_from, valid_to, quantity)"
-								 " VALUES ($1, $2, $3, $4)",
-								 4, qty_types, qty_values, qty_nulls);
+								 " (subscription_id, valid_from, valid_to, quantity, customer_id)"
+								 " VALUES ($1, $2, $3, $4, $5)",
+								 5, qty_types, qty_values, qty_nulls);
 		}
 	}
 	else
@@ -410,20 +423,20 @@ subscription_record(PG_FUNCTION_ARGS)
 			qty_nulls[2] = 'n';
 			overage_history_exec(&same_instant_plan,
 								 "UPDATE overage.license_quantity SET quantity = $4"
-								 " WHERE subscription_id = $1 AND valid_to IS NULL"
+								 " WHERE customer_id = $5 AND subscription_id = $1 AND valid_to IS NULL"
 								 "   AND valid_from = $2",
-								 4, qty_types, qty_values, qty_nulls);
+								 5, qty_types, qty_values, qty_nulls);
 			if (SPI_processed == 0)
 			{
 				overage_history_exec(&close_plan,
 									 "UPDATE overage.license_quantity SET valid_to = $2"
-									 " WHERE subscription_id = $1 AND valid_to IS NULL",
-									 2, qty_types, qty_values, qty_nulls);
+									 " WHERE customer_id = $5 AND subscription_id = $1 AND valid_to IS NULL",
+									 5, qty_types, qty_values, qty_nulls);
 				overage_history_exec(&insert_plan,
 									 "INSERT INTO overage.license_quantity"
-									 " (subscription_id, valid_from, valid_to, quantity)"
-									 " VALUES ($1, $2, $3, $4)",
-									 4, qty_types, qty_values, qty_nulls);
+									 " (subscription_id, valid_from, valid_to, quantity, customer_id)"
+									 " VALUES ($1, $2, $3, $4, $5)",
+									 5, qty_types, qty_values, qty_nulls);
 			}
 		}
 
@@ -433,13 +446,13 @@ subscription_record(PG_FUNCTION_ARGS)
 			qty_values[1] = ended_at;
 			overage_history_exec(&drop_empty_plan,
 								 "DELETE FROM overage.license_quantity"
-								 " WHERE subscription_id = $1 AND valid_to IS NULL"
+								 " WHERE customer_id = $5 AND subscription_id = $1 AND valid_to IS NULL"
 								 "   AND valid_from >= $2",
-								 2, qty_types, qty_values, qty_nulls);
+								 5, qty_types, qty_values, qty_nulls);
 			overage_history_exec(&close_plan,
 								 "UPDATE overage.license_quantity SET valid_to = $2"
-								 " WHERE subscription_id = $1 AND valid_to IS NULL",
-								 2, qty_types, qty_values, qty_nulls);
+								 " WHERE customer_id = $5 AND subscription_id = $1 AND valid_to IS NULL",
+								 5, qty_types, qty_values, qty_nulls);
 
 			release_if_last_license(overage_attr(newtup, desc, "partner_id", &isnull),
 									overage_attr(newtup, desc, "customer_id", &isnull),
