@@ -433,7 +433,8 @@ BEGIN
 					 WHERE NOT EXISTS (SELECT 1 FROM @extschema@.pstn_call p
 										WHERE p.call_id = r.call_id)
 					 ORDER BY r.call_id, r.ord) f
-			ON CONFLICT (call_id) DO NOTHING
+			-- by name: on a Citus cluster the key is (customer_id, call_id)
+			ON CONFLICT ON CONSTRAINT pstn_call_pkey DO NOTHING
 			RETURNING usage_id, customer_id, service_id, user_id, started_at, duration_s
 		), used AS (
 			INSERT INTO @extschema@.usage
