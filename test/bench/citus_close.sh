@@ -54,7 +54,7 @@ SELECT count(overage.purchase(CASE WHEN i % 2 = 0 THEN 'P1' ELSE 'P2' END, 'C' |
 load="INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s)
 SELECT 'C' || (1 + i % 2000), 'CALL', 'u' || (i % 50),
 	   '2026-10-01 00:00+00'::timestamptz + (i::double precision / $CALLS) * interval '30 days',
-	   30 + (i * 7919) % 1800
+	   30 + (i::bigint * 7919) % 1800
   FROM generate_series(1, $CALLS) i"
 
 q -d bench_single -c "CREATE EXTENSION overage" -c "$setup" >/dev/null
