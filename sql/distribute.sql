@@ -32,7 +32,9 @@ SELECT count(*) > 0 AS has_keys_and_policies FROM t.shape WHERE kind <> 'functio
 SELECT extname FROM pg_extension WHERE extname = 'citus';
 -- (the error in full once, then SQLSTATE: message)
 \set VERBOSITY default
+\set SHOW_CONTEXT never
 SELECT overage.distribute();
+\set SHOW_CONTEXT errors
 \set VERBOSITY terse
 SELECT t.try('SELECT overage.distribute(32)');
 -- nor does the per-node step run by itself
