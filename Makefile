@@ -26,7 +26,7 @@ PGFILEDESC = "overage - telecom overage billing"
 # built scripts are copied there and the next version starts a new update.
 SQL_SOURCES = src/common.sql src/catalog.sql src/parties.sql src/holder.sql \
               src/transfer.sql src/metering.sql src/rating.sql src/inputs.sql \
-              src/alerts.sql src/verify.sql src/access.sql
+              src/alerts.sql src/verify.sql src/citus.sql src/access.sql
 # files whose every table is new in 1.2: the upgrade script takes their
 # tables parts as they are, after src/updates/ and before the definitions
 SQL_NEW     = src/transfer.sql src/rating.sql src/inputs.sql src/alerts.sql

@@ -96,7 +96,8 @@ CREATE OR REPLACE FUNCTION @extschema@._action_text(action text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
-RETURN CASE action
+AS $$
+SELECT CASE action
 	WHEN 'purchase' THEN 'buy, change or cancel subscriptions'
 	WHEN 'assign' THEN 'assign or release overage'
 	WHEN 'get_overage' THEN 'read overage holders'
@@ -106,7 +107,8 @@ RETURN CASE action
 	WHEN 'budget' THEN 'set or remove budgets'
 	WHEN 'operate' THEN 'import price lists, ingest usage, close months or manage agents'
 	ELSE action
-END;
+END
+$$;
 
 COMMENT ON FUNCTION @extschema@._action_text(text) IS
 'Internal: an action in words, for error messages';
@@ -115,7 +117,8 @@ CREATE OR REPLACE FUNCTION @extschema@._is_operator()
 RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-RETURN EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+AS $$
+SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
 				WHERE r.rolname OPERATOR(pg_catalog.=) @extschema@._caller()
 				  AND r.rolsuper)
 	OR EXISTS (SELECT 1 FROM pg_catalog.pg_extension e
@@ -124,7 +127,8 @@ RETURN EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
 				  AND r.rolname OPERATOR(pg_catalog.=) @extschema@._caller())
 	OR EXISTS (SELECT 1 FROM @extschema@.agent a
 				WHERE a.role_name OPERATOR(pg_catalog.=) @extschema@._caller()
-				  AND a.agent_role OPERATOR(pg_catalog.=) 'operator');
+				  AND a.agent_role OPERATOR(pg_catalog.=) 'operator')
+$$;
 
 COMMENT ON FUNCTION @extschema@._is_operator() IS
 'Internal: is the caller the platform operator (superuser, owner of the extension, or an agent with agent_role operator)?';
@@ -133,9 +137,11 @@ CREATE OR REPLACE FUNCTION @extschema@._acting_partner(action text)
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-RETURN (SELECT a.partner_id FROM @extschema@.agent a
+AS $$
+SELECT (SELECT a.partner_id FROM @extschema@.agent a
 		 WHERE a.role_name OPERATOR(pg_catalog.=) @extschema@._caller()
-		   AND @extschema@._allowed(action, a.agent_role));
+		   AND @extschema@._allowed(action, a.agent_role))
+$$;
 
 COMMENT ON FUNCTION @extschema@._acting_partner(text) IS
 'Internal, for row-level security policies: the caller''s partner if its agent role may perform action, else NULL';
@@ -144,9 +150,11 @@ CREATE OR REPLACE FUNCTION @extschema@._acting_customer()
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-RETURN (SELECT a.customer_id FROM @extschema@.agent a
+AS $$
+SELECT (SELECT a.customer_id FROM @extschema@.agent a
 		 WHERE a.role_name OPERATOR(pg_catalog.=) @extschema@._caller()
-		   AND a.agent_role OPERATOR(pg_catalog.=) 'customer_admin');
+		   AND a.agent_role OPERATOR(pg_catalog.=) 'customer_admin')
+$$;
 
 COMMENT ON FUNCTION @extschema@._acting_customer() IS
 'Internal, for row-level security policies (1.2): the customer of the caller if it is a customer_admin, else NULL';
@@ -567,7 +575,8 @@ BEGIN
 				-- evaluated by the row-level security policies as the
 				-- querying role
 				OR p.proname IN ('_caller', '_is_operator', '_acting_partner',
-								 '_acting_customer'))
+								 '_acting_customer', '_customer_visible',
+								 '_licence_visible'))
 		 ORDER BY 1
 	LOOP
 		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', obj);

@@ -56,6 +56,7 @@
 #include "restore.h"
 #include "guard.h"
 #include "holder.h"
+#include "citus.h"
 #include "month.h"
 #include "spi_util.h"
 
@@ -233,11 +234,37 @@ check_target(const HolderRow *row)
 	char	   *service = overage_text_str(row->service_id, false);
 	char	   *kindstr;
 
-	overage_spi_exec(&plan,
-					 "SELECT partner_id, customer_id, kind, created_at, ended_at"
-					 "  FROM overage.subscription WHERE subscription_id = $1"
-					 "   FOR SHARE",
-					 1, argtypes, values, NULL, 1);
+	if (overage_is_distributed())
+	{
+		/*
+		 * On a Citus cluster this trigger runs on the customer's shard and
+		 * may read only co-located shards: the subscription is looked for
+		 * among the customer's.  One of another customer is not found, so
+		 * it is refused as not the customer's (README "Scaling out").
+		 */
+		static SPIPlanPtr cluster_plan = NULL;
+		Oid			cluster_types[2] = {UUIDOID, TEXTOID};
+		Datum		cluster_values[2] = {row->subscription_id, row->customer_id};
+
+		overage_spi_exec(&cluster_plan,
+						 "SELECT partner_id, customer_id, kind, created_at, ended_at"
+						 "  FROM overage.subscription"
+						 " WHERE customer_id = $2 AND subscription_id = $1"
+						 "   FOR SHARE",
+						 2, cluster_types, cluster_values, NULL, 1);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OVERAGE_INVALID_TARGET),
+					 errmsg("overage can only be assigned to a subscription of the same customer"),
+					 errdetail("Customer \"%s\" has no subscription %s (partner \"%s\", service \"%s\").",
+							   customer, sub, partner, service)));
+	}
+	else
+		overage_spi_exec(&plan,
+						 "SELECT partner_id, customer_id, kind, created_at, ended_at"
+						 "  FROM overage.subscription WHERE subscription_id = $1"
+						 "   FOR SHARE",
+						 1, argtypes, values, NULL, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),

@@ -104,9 +104,14 @@ DECLARE
 	other	@extschema@.service_price;
 BEGIN
 	-- one writer of a service's prices at a time, so two overlapping
-	-- periods written at once cannot both pass
-	PERFORM 1 FROM @extschema@.service s
-	  WHERE s.service_id = NEW.service_id FOR NO KEY UPDATE;
+	-- periods written at once cannot both pass.  Not on a Citus cluster,
+	-- where this trigger fires on every node's placement and the lock
+	-- would need every node from each of them: a distributed deadlock
+	-- (README "Scaling out", limitations)
+	IF NOT @extschema@._distributed() THEN
+		PERFORM 1 FROM @extschema@.service s
+		  WHERE s.service_id = NEW.service_id FOR NO KEY UPDATE;
+	END IF;
 
 	SELECT * INTO other FROM @extschema@.service_price p
 	 WHERE p.service_id = NEW.service_id AND p.market = NEW.market
@@ -421,7 +426,8 @@ BEGIN
 			SELECT f.call_id, f.usage_id, ingest_pstn_calls.customer_id, f.call_type,
 				   f.destination_context
 			  FROM new f
-			ON CONFLICT (call_id) DO NOTHING
+			-- by name: on a Citus cluster the key is (customer_id, call_id)
+			ON CONFLICT ON CONSTRAINT pstn_call_pkey DO NOTHING
 			RETURNING call_id
 		), used AS (
 			INSERT INTO @extschema@.usage

@@ -68,6 +68,7 @@
 #include "guard.h"
 #include "month.h"
 #include "rating.h"
+#include "citus.h"
 #include "restore.h"
 #include "spi_util.h"
 
@@ -82,12 +83,16 @@ PG_FUNCTION_INFO_V1(rating_mark_stale);
 /*
  * live_rating_installed
  *		Does the extension's SQL have the live-rating tables (1.2 on)?  The
- *		library also serves a database still at 1.0 or 1.1.
+ *		library also serves a database still at 1.0 or 1.1.  On a Citus
+ *		cluster (overage.distribute()) live rating is off: usage_pending
+ *		and rating_stale are not keyed by customer, so the shards' triggers
+ *		could not write them; the triggers keep usage_month as 1.1 did and
+ *		every reading rates the month from its calls (README "Scaling out").
  */
 bool
 live_rating_installed(void)
 {
-	return overage_table_exists("usage_pending");
+	return overage_table_exists("usage_pending") && !overage_is_distributed();
 }
 
 /* has the extension's schema a table of that name (the SQL's version)? */
@@ -1495,6 +1500,12 @@ rate_pending(PG_FUNCTION_ARGS)
 	static SPIPlanPtr lock_plan = NULL;
 	volatile int64 walked = 0;
 
+	if (overage_is_distributed())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("live rating is not available on a distributed cluster"),
+				 errdetail("After overage.distribute() every reading and close_month rate the month from its calls; there is no rated state to bring up to date."),
+				 errhint("Do not call rate_pending() or run the rating worker on a Citus cluster.")));
 	if (!live_rating_installed())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -1672,6 +1683,9 @@ rating_mark_stale(PG_FUNCTION_ARGS)
 
 	/* a restore loads rating_stale as it was dumped */
 	if (TRIGGER_FIRED_BY_INSERT(event) && overage_restoring(trigdata->tg_relation))
+		return PointerGetDatum(NULL);
+	/* no rated state to make stale on a distributed cluster */
+	if (overage_is_distributed())
 		return PointerGetDatum(NULL);
 
 	sql = stale_sql(trigdata->tg_trigger->tgargs[0], event);

@@ -335,6 +335,14 @@ BEGIN
 
 	INSERT INTO @extschema@.billing_month (month) VALUES (m)
 		ON CONFLICT (month) DO NOTHING;
+	IF @extschema@._distributed() THEN
+		/*
+		 * On a Citus cluster the ingests on the workers lock the month in
+		 * their node's placement of billing_month (src/month.c): a write
+		 * of the row locks it in every placement, so this waits for them.
+		 */
+		UPDATE @extschema@.billing_month b SET lines = b.lines WHERE b.month = m;
+	END IF;
 	SELECT b.closed_at INTO closed FROM @extschema@.billing_month b
 	 WHERE b.month = m FOR UPDATE;
 	IF closed IS NOT NULL THEN
@@ -351,6 +359,19 @@ BEGIN
 	 * only a price or market change can commit in between, as if after the
 	 * close.  When the rating ran before (the worker), no call is read.
 	 */
+	IF @extschema@._distributed() THEN
+		/*
+		 * No live rating on a cluster (README "Scaling out"): the month is
+		 * rated from its calls, as preview_month does.
+		 */
+		INSERT INTO @extschema@.charge
+		SELECT * FROM @extschema@._month_lines(m);
+		GET DIAGNOSTICS n = ROW_COUNT;
+		UPDATE @extschema@.billing_month b
+		   SET closed_at = now(), closed_by = @extschema@._caller(), lines = n
+		 WHERE b.month = m;
+		RETURN n;
+	END IF;
 	PERFORM @extschema@._rate_pending(m);
 	INSERT INTO @extschema@.charge
 		(month, partner_id, customer_id, service_id, subscription_id,
@@ -481,7 +502,9 @@ BEGIN
 		  FROM @extschema@.charge ch
 		  JOIN @extschema@.partner p ON p.partner_id = ch.partner_id
 		  JOIN @extschema@.customer c ON c.customer_id = ch.customer_id
-		  JOIN @extschema@.subscription s ON s.subscription_id = ch.subscription_id
+		  -- by the customer too: a co-located join on a Citus cluster
+		  JOIN @extschema@.subscription s ON s.customer_id = ch.customer_id
+									   AND s.subscription_id = ch.subscription_id
 		  JOIN @extschema@.service sv ON sv.service_id = ch.service_id
 		 WHERE ch.month = m AND ch.partner_id = reconciliation.partner_id
 		 ORDER BY c.customer_id, sv.service_id, s.subscription_id,

@@ -12,16 +12,19 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "overage.h"
 #include "month.h"
+#include "citus.h"
 #include "spi_util.h"
 
 /*
@@ -79,6 +82,82 @@ month_closed_error(DateADT m, const char *detail, const char *hint)
 }
 
 /*
+ * lock_cluster_months
+ *		overage_lock_months on a Citus cluster (README "Scaling out"): the
+ *		trigger runs on a worker's shard, where billing_month (a reference
+ *		table) may only be read, and only this node's placement -- writing
+ *		it, or locking it through Citus, would need the other nodes, which
+ *		Citus refuses inside a shard's trigger.  So the months are locked
+ *		FOR SHARE in this node's placement, and must exist: distribute()
+ *		creates the rows of 2000 to 2099, close_month the month it closes.
+ *		close_month's UPDATE of the month row writes every placement, so it
+ *		waits for the ingests holding the row on any node, and they then
+ *		see the month closed, as on one node.  Leaves the rows in
+ *		SPI_tuptable.
+ */
+static void
+lock_cluster_months(DateADT *months, int nm, Datum marray)
+{
+	static SPIPlanPtr plan = NULL;
+	static Oid	plan_month_rel = InvalidOid;
+	Oid			month_rel = get_relname_relid("billing_month",
+											  get_namespace_oid("overage", false));
+	Oid			argtypes[1] = {DATEARRAYOID};
+	Datum		values[1] = {marray};
+
+	/* the placement's name changes with the table (a new CREATE EXTENSION) */
+	if (plan != NULL && month_rel != plan_month_rel)
+	{
+		SPI_freeplan(plan);
+		plan = NULL;
+	}
+	if (plan == NULL)
+	{
+		char	   *sql = psprintf("SELECT b.month, b.closed_at FROM %s b"
+								   " WHERE b.month = ANY ($1) ORDER BY b.month FOR SHARE",
+								   overage_local_placement("billing_month"));
+
+		plan = SPI_prepare(sql, 1, argtypes);
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not prepare the month lock of the cluster");
+		plan_month_rel = month_rel;
+	}
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "month lock failed");
+	if (SPI_processed != (uint64) nm)
+	{
+		DateADT		missing = months[0];
+
+		/* the first month asked for that is not there */
+		for (int i = 0; i < nm; i++)
+		{
+			bool		found = false;
+
+			for (uint64 r = 0; r < SPI_processed && !found; r++)
+			{
+				bool		isnull;
+
+				found = DatumGetDateADT(SPI_getbinval(SPI_tuptable->vals[r],
+													  SPI_tuptable->tupdesc, 1,
+													  &isnull)) == months[i];
+			}
+			if (!found)
+			{
+				missing = months[i];
+				break;
+			}
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("month %s has no row in overage.billing_month",
+						overage_date_str(missing)),
+				 errdetail("On a distributed cluster the workers cannot create month rows; overage.distribute() creates those of 2000 to 2099."),
+				 errhint("Insert the month on the coordinator: INSERT INTO overage.billing_month (month) VALUES ('%s');",
+						 overage_date_str(missing))));
+	}
+}
+
+/*
  * overage_lock_months
  *		Lock the months FOR SHARE, in order, creating the missing rows
  *		first; refuse a closed month with the given detail and hint.
@@ -103,8 +182,14 @@ overage_lock_months(DateADT *months, int nm, const char *detail, const char *hin
 		md[i] = DateADTGetDatum(months[i]);
 	values[0] = PointerGetDatum(construct_array(md, nm, DATEOID, 4, true, TYPALIGN_INT));
 
-	overage_spi_exec(&month_lock, lock_sql, 1, argtypes, values, NULL, 0);
-	if (SPI_processed != (uint64) nm)
+	if (overage_is_distributed())
+	{
+		lock_cluster_months(months, nm, values[0]);
+		lock_sql = NULL;
+	}
+	else
+		overage_spi_exec(&month_lock, lock_sql, 1, argtypes, values, NULL, 0);
+	if (lock_sql != NULL && SPI_processed != (uint64) nm)
 	{
 		overage_spi_exec(&month_insert,
 						 "INSERT INTO overage.billing_month (month)"

@@ -84,12 +84,15 @@ CREATE TABLE @extschema@.license_quantity (
 	valid_from	timestamptz NOT NULL,
 	valid_to	timestamptz,
 	quantity	integer NOT NULL CHECK (quantity > 0),
+	customer_id	text NOT NULL,
 	PRIMARY KEY (subscription_id, valid_from),
 	CHECK (valid_to > valid_from)
 );
 
 COMMENT ON TABLE @extschema@.license_quantity IS
 'Quantity history of licence subscriptions: quantity during [valid_from, valid_to); valid_to NULL while current. Written only by the subscription trigger.';
+COMMENT ON COLUMN @extschema@.license_quantity.customer_id IS
+'The licence''s customer (1.2), as in overage.subscription: the key a Citus cluster distributes the table on, co-located with the subscription (README "Scaling out")';
 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.partner', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.customer', '');
@@ -362,6 +365,7 @@ AS $$
 #variable_conflict use_column
 DECLARE
 	sub	@extschema@.subscription;
+	cust	text;
 BEGIN
 	PERFORM @extschema@._require_finite('at', set_quantity.at);
 	PERFORM @extschema@._require('subscription_id', set_quantity.subscription_id);
@@ -370,8 +374,13 @@ BEGIN
 	PERFORM @extschema@._require('quantity', set_quantity.quantity);
 	PERFORM @extschema@._require('at', set_quantity.at);
 
+	-- the customer first, then the row locked by (customer_id,
+	-- subscription_id): one shard on a Citus cluster, where a lock on
+	-- every shard is refused (README "Scaling out")
+	SELECT s.customer_id INTO cust FROM @extschema@.subscription s
+	 WHERE s.subscription_id = set_quantity.subscription_id;
 	SELECT * INTO sub FROM @extschema@.subscription s
-	 WHERE s.subscription_id = set_quantity.subscription_id
+	 WHERE s.customer_id = cust AND s.subscription_id = set_quantity.subscription_id
 	   FOR UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'subscription "%" does not exist', set_quantity.subscription_id
@@ -397,7 +406,7 @@ BEGIN
 	UPDATE @extschema@.subscription s
 	   SET quantity = set_quantity.quantity,
 		   changed_at = set_quantity.at
-	 WHERE s.subscription_id = set_quantity.subscription_id;
+	 WHERE s.customer_id = sub.customer_id AND s.subscription_id = set_quantity.subscription_id;
 END
 $$;
 
@@ -413,6 +422,7 @@ AS $$
 #variable_conflict use_column
 DECLARE
 	sub	@extschema@.subscription;
+	cust	text;
 BEGIN
 	PERFORM @extschema@._require_finite('at', cancel.at);
 	PERFORM @extschema@._require('subscription_id', cancel.subscription_id);
@@ -420,8 +430,13 @@ BEGIN
 
 	PERFORM @extschema@._require('at', cancel.at);
 
+	-- the customer first, then the row locked by (customer_id,
+	-- subscription_id): one shard on a Citus cluster, where a lock on
+	-- every shard is refused (README "Scaling out")
+	SELECT s.customer_id INTO cust FROM @extschema@.subscription s
+	 WHERE s.subscription_id = cancel.subscription_id;
 	SELECT * INTO sub FROM @extschema@.subscription s
-	 WHERE s.subscription_id = cancel.subscription_id
+	 WHERE s.customer_id = cust AND s.subscription_id = cancel.subscription_id
 	   FOR UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'subscription "%" does not exist', cancel.subscription_id
@@ -439,7 +454,7 @@ BEGIN
 	   SET status = 'cancelled',
 		   ended_at = cancel.at,
 		   changed_at = cancel.at
-	 WHERE s.subscription_id = cancel.subscription_id;
+	 WHERE s.customer_id = sub.customer_id AND s.subscription_id = cancel.subscription_id;
 END
 $$;
 

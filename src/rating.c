@@ -260,19 +260,30 @@ void
 rating_load_pools(RatingSet *set, TimestampTz from, TimestampTz to,
 				  const char *customer, const char *service)
 {
-	static SPIPlanPtr all_plan = NULL;
-	static SPIPlanPtr one_plan = NULL;
-#define POOL_SQL \
+	/* [1]: 1.2's license_quantity, joined on customer_id too (co-located
+	 * on a Citus cluster); [0]: a database at 1.0 or 1.1, which has none */
+	static SPIPlanPtr all_plan[2] = {NULL, NULL};
+	static SPIPlanPtr one_plan[2] = {NULL, NULL};
+	int			v = overage_has_column("license_quantity", "customer_id") ? 1 : 0;
+#define POOL_SQL(JOIN_CUSTOMER) \
 	"SELECT s.customer_id, ss.service_id, lq.valid_from, lq.valid_to," \
 	" lq.quantity::int8 * ss.minutes_per_license * 60" \
 	" FROM overage.license_quantity lq" \
-	" JOIN overage.subscription s ON s.subscription_id = lq.subscription_id" \
+	" JOIN overage.subscription s ON " JOIN_CUSTOMER "s.subscription_id = lq.subscription_id" \
 	" JOIN overage.sku_service ss ON ss.product_id = s.product_id" \
 	"  AND ss.sku_id = s.sku_id" \
 	" WHERE s.kind = 'license' AND ss.minutes_per_license > 0" \
 	"  AND lq.valid_from < $2 AND (lq.valid_to IS NULL OR lq.valid_to > $1)"
-	history_query(&all_plan, POOL_SQL,
-				  &one_plan, POOL_SQL " AND s.customer_id = $3 AND ss.service_id = $4",
+	static const char *const all_sql[2] = {
+		POOL_SQL(""), POOL_SQL("s.customer_id = lq.customer_id AND ")
+	};
+	static const char *const one_sql[2] = {
+		POOL_SQL("") " AND s.customer_id = $3 AND ss.service_id = $4",
+		POOL_SQL("s.customer_id = lq.customer_id AND ") " AND s.customer_id = $3 AND ss.service_id = $4"
+	};
+
+	history_query(&all_plan[v], all_sql[v],
+				  &one_plan[v], one_sql[v],
 				  from, to, customer, service);
 
 	for (uint64 i = 0; i < SPI_processed; i++)

@@ -252,6 +252,11 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	PERFORM @extschema@._authorize('operate', NULL);
+	IF @extschema@._distributed() THEN
+		RAISE EXCEPTION 'live rating is not available on a distributed cluster'
+			USING ERRCODE = 'feature_not_supported',
+				  DETAIL = 'After overage.distribute() every reading and close_month rate the month from its calls; there is no rated state to report on.';
+	END IF;
 	RETURN QUERY
 	WITH pending AS (
 		SELECT p.month, u.c, u.s, min(u.f) AS first_at, sum(u.n) AS calls

@@ -14,10 +14,12 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "catalog/namespace.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/tuplestore.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
@@ -179,4 +181,19 @@ overage_init_materialized_srf(FunctionCallInfo fcinfo)
 	rsinfo->setDesc = CreateTupleDescCopy(tupdesc);
 	MemoryContextSwitchTo(old);
 #endif
+}
+
+/*
+ * overage_has_column
+ *		Has the extension's table this column?  The library also serves a
+ *		database still at 1.0 or 1.1, whose tables lack 1.2's columns
+ *		(license_quantity.customer_id).
+ */
+bool
+overage_has_column(const char *table, const char *column)
+{
+	Oid			nsp = get_namespace_oid("overage", true);
+	Oid			rel = OidIsValid(nsp) ? get_relname_relid(table, nsp) : InvalidOid;
+
+	return OidIsValid(rel) && get_attnum(rel, column) != InvalidAttrNumber;
 }

@@ -25,5 +25,6 @@ extern void overage_init_materialized_srf(FunctionCallInfo fcinfo);
 extern void overage_spi_pin(void);
 extern void overage_spi_unpin(bool ok);
 extern bool overage_spi_pinned(void);
+extern bool overage_has_column(const char *table, const char *column);
 
 #endif							/* OVERAGE_SPI_UTIL_H */

@@ -81,18 +81,24 @@ column_time(HeapTuple tuple, TupleDesc desc, const char *name, bool *isnull)
  *		A subscription that receives a customer's overage cannot end.
  */
 static void
-refuse_cancel_of_holder(Datum subscription_id, const char *sub)
+refuse_cancel_of_holder(Datum subscription_id, Datum customer_id, const char *sub)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[1] = {UUIDOID};
-	Datum		values[1] = {subscription_id};
+	Oid			argtypes[2] = {UUIDOID, TEXTOID};
+	Datum		values[2] = {subscription_id, customer_id};
 
+	/*
+	 * A subscription holds only its own customer's overage (the holder
+	 * trigger checks it), so the customer narrows the search to its rows:
+	 * one shard on a Citus cluster.
+	 */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	overage_spi_exec(&plan,
 					 "SELECT customer_id, service_id FROM overage.holder"
-					 " WHERE subscription_id = $1 ORDER BY service_id LIMIT 1",
-					 1, argtypes, values, NULL, 1);
+					 " WHERE customer_id = $2 AND subscription_id = $1"
+					 " ORDER BY service_id LIMIT 1",
+					 2, argtypes, values, NULL, 1);
 	if (SPI_processed > 0)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[0];
@@ -250,7 +256,8 @@ subscription_guard(PG_FUNCTION_ARGS)
 							sub, timestamptz_to_str(ended)),
 					 errdetail("The last change was at %s.", timestamptz_to_str(old_changed))));
 
-		refuse_cancel_of_holder(overage_attr(oldtup, desc, "subscription_id", &isnull), sub);
+		refuse_cancel_of_holder(overage_attr(oldtup, desc, "subscription_id", &isnull),
+								overage_attr(oldtup, desc, "customer_id", &isnull), sub);
 	}
 
 	return PointerGetDatum(newtup);
@@ -321,16 +328,41 @@ release_if_last_license(Datum partner_id, Datum customer_id,
 }
 
 /*
+ * The statements on license_quantity: [1] for 1.2's table, by the licence's
+ * customer too (one shard on a Citus cluster); [0] for a database still at
+ * 1.0 or 1.1, whose table has no customer_id.  $1 subscription_id,
+ * $2 valid_from or the instant, $3 valid_to, $4 quantity, $5 customer_id.
+ */
+static const char *const lq_insert[2] = {
+	"INSERT INTO overage.license_quantity (subscription_id, valid_from, valid_to, quantity) VALUES ($1, $2, $3, $4)",
+	"INSERT INTO overage.license_quantity (subscription_id, valid_from, valid_to, quantity, customer_id) VALUES ($1, $2, $3, $4, $5)"
+};
+static const char *const lq_same_instant[2] = {
+	"UPDATE overage.license_quantity SET quantity = $4 WHERE subscription_id = $1 AND valid_to IS NULL AND valid_from = $2",
+	"UPDATE overage.license_quantity SET quantity = $4 WHERE customer_id = $5 AND subscription_id = $1 AND valid_to IS NULL AND valid_from = $2"
+};
+static const char *const lq_close[2] = {
+	"UPDATE overage.license_quantity SET valid_to = $2 WHERE subscription_id = $1 AND valid_to IS NULL",
+	"UPDATE overage.license_quantity SET valid_to = $2 WHERE customer_id = $5 AND subscription_id = $1 AND valid_to IS NULL"
+};
+static const char *const lq_drop_empty[2] = {
+	"DELETE FROM overage.license_quantity WHERE subscription_id = $1 AND valid_to IS NULL AND valid_from >= $2",
+	"DELETE FROM overage.license_quantity WHERE customer_id = $5 AND subscription_id = $1 AND valid_to IS NULL AND valid_from >= $2"
+};
+
+/*
  * subscription_record
  *		AFTER INSERT OR UPDATE ON overage.subscription FOR EACH ROW
  */
 Datum
 subscription_record(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr insert_plan = NULL;
-	static SPIPlanPtr same_instant_plan = NULL;
-	static SPIPlanPtr close_plan = NULL;
-	static SPIPlanPtr drop_empty_plan = NULL;
+	/* [1]: 1.2's license_quantity, with customer_id; [0]: 1.0's and 1.1's */
+	static SPIPlanPtr insert_plan[2] = {NULL, NULL};
+	static SPIPlanPtr same_instant_plan[2] = {NULL, NULL};
+	static SPIPlanPtr close_plan[2] = {NULL, NULL};
+	static SPIPlanPtr drop_empty_plan[2] = {NULL, NULL};
+	int			v;
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	TriggerEvent event;
 	TupleDesc	desc;
@@ -343,9 +375,9 @@ subscription_record(PG_FUNCTION_ARGS)
 	Datum		created_at;
 	Datum		changed_at;
 	Datum		ended_at;
-	Oid			qty_types[4] = {UUIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT4OID};
-	Datum		qty_values[4];
-	char		qty_nulls[4] = {' ', ' ', ' ', ' '};
+	Oid			qty_types[5] = {UUIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT4OID, TEXTOID};
+	Datum		qty_values[5];
+	char		qty_nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	char	   *kind;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -376,8 +408,15 @@ subscription_record(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
+	/*
+	 * $5, the licence's customer: the rows are the customer's (and a Citus
+	 * cluster finds them on the customer's shard, README "Scaling out")
+	 */
+	v = overage_has_column("license_quantity", "customer_id") ? 1 : 0;
 	qty_values[0] = subscription_id;
+	qty_values[2] = (Datum) 0;
 	qty_values[3] = quantity;
+	qty_values[4] = overage_attr(newtup, desc, "customer_id", &isnull);
 
 	if (oldtup == NULL)
 	{
@@ -388,11 +427,8 @@ subscription_record(PG_FUNCTION_ARGS)
 			qty_values[1] = created_at;
 			qty_values[2] = ended_at;
 			qty_nulls[2] = ended_null ? 'n' : ' ';
-			overage_history_exec(&insert_plan,
-								 "INSERT INTO overage.license_quantity"
-								 " (subscription_id, valid_from, valid_to, quantity)"
-								 " VALUES ($1, $2, $3, $4)",
-								 4, qty_types, qty_values, qty_nulls);
+			overage_history_exec(&insert_plan[v], lq_insert[v],
+								 5, qty_types, qty_values, qty_nulls);
 		}
 	}
 	else
@@ -408,22 +444,14 @@ subscription_record(PG_FUNCTION_ARGS)
 			qty_values[1] = changed_at;
 			qty_values[2] = (Datum) 0;
 			qty_nulls[2] = 'n';
-			overage_history_exec(&same_instant_plan,
-								 "UPDATE overage.license_quantity SET quantity = $4"
-								 " WHERE subscription_id = $1 AND valid_to IS NULL"
-								 "   AND valid_from = $2",
-								 4, qty_types, qty_values, qty_nulls);
+			overage_history_exec(&same_instant_plan[v], lq_same_instant[v],
+								 5, qty_types, qty_values, qty_nulls);
 			if (SPI_processed == 0)
 			{
-				overage_history_exec(&close_plan,
-									 "UPDATE overage.license_quantity SET valid_to = $2"
-									 " WHERE subscription_id = $1 AND valid_to IS NULL",
-									 2, qty_types, qty_values, qty_nulls);
-				overage_history_exec(&insert_plan,
-									 "INSERT INTO overage.license_quantity"
-									 " (subscription_id, valid_from, valid_to, quantity)"
-									 " VALUES ($1, $2, $3, $4)",
-									 4, qty_types, qty_values, qty_nulls);
+				overage_history_exec(&close_plan[v], lq_close[v],
+									 5, qty_types, qty_values, qty_nulls);
+				overage_history_exec(&insert_plan[v], lq_insert[v],
+									 5, qty_types, qty_values, qty_nulls);
 			}
 		}
 
@@ -431,15 +459,10 @@ subscription_record(PG_FUNCTION_ARGS)
 		{
 			/* the open period ends; an empty one (same instant) goes */
 			qty_values[1] = ended_at;
-			overage_history_exec(&drop_empty_plan,
-								 "DELETE FROM overage.license_quantity"
-								 " WHERE subscription_id = $1 AND valid_to IS NULL"
-								 "   AND valid_from >= $2",
-								 2, qty_types, qty_values, qty_nulls);
-			overage_history_exec(&close_plan,
-								 "UPDATE overage.license_quantity SET valid_to = $2"
-								 " WHERE subscription_id = $1 AND valid_to IS NULL",
-								 2, qty_types, qty_values, qty_nulls);
+			overage_history_exec(&drop_empty_plan[v], lq_drop_empty[v],
+								 5, qty_types, qty_values, qty_nulls);
+			overage_history_exec(&close_plan[v], lq_close[v],
+								 5, qty_types, qty_values, qty_nulls);
 
 			release_if_last_license(overage_attr(newtup, desc, "partner_id", &isnull),
 									overage_attr(newtup, desc, "customer_id", &isnull),

@@ -152,8 +152,11 @@ BEGIN
 	PERFORM 1 FROM @extschema@.holder h
 	 WHERE h.customer_id = t.customer_id AND h.service_id = t.service_id
 	   FOR UPDATE;
+	-- by its customer too: one shard on a Citus cluster, where a lock
+	-- on every shard is refused (README "Scaling out")
 	SELECT * INTO t FROM @extschema@.transfer x
-	 WHERE x.transfer_id = _transfer_lock.transfer_id
+	 WHERE x.customer_id = t.customer_id
+	   AND x.transfer_id = _transfer_lock.transfer_id
 	   FOR UPDATE;
 
 	IF t.status <> 'pending' THEN
@@ -171,7 +174,7 @@ BEGIN
 		UPDATE @extschema@.transfer x
 		   SET status = 'expired', closed_at = x.expires_at,
 			   closed_by = @extschema@._caller()
-		 WHERE x.transfer_id = t.transfer_id
+		 WHERE x.customer_id = t.customer_id AND x.transfer_id = t.transfer_id
 		RETURNING * INTO t;
 		RETURN t;
 	END IF;
@@ -309,6 +312,9 @@ AS $$
 #variable_conflict use_column
 DECLARE
 	t		@extschema@.transfer;
+	-- a variable, not a call in the CASE below: Citus refuses a volatile
+	-- call inside CASE in a distributed UPDATE (README "Scaling out")
+	who		name := @extschema@._caller();
 BEGIN
 	PERFORM @extschema@._require_finite('at', consent_transfer.at);
 	PERFORM @extschema@._require('transfer_id', consent_transfer.transfer_id);
@@ -336,12 +342,12 @@ BEGIN
 	   SET holder_consent_at = CASE WHEN consent_transfer.party = 'holder'
 									THEN consent_transfer.at ELSE x.holder_consent_at END,
 		   holder_consent_by = CASE WHEN consent_transfer.party = 'holder'
-									THEN @extschema@._caller() ELSE x.holder_consent_by END,
+									THEN who ELSE x.holder_consent_by END,
 		   customer_consent_at = CASE WHEN consent_transfer.party = 'customer'
 									  THEN consent_transfer.at ELSE x.customer_consent_at END,
 		   customer_consent_by = CASE WHEN consent_transfer.party = 'customer'
-									  THEN @extschema@._caller() ELSE x.customer_consent_by END
-	 WHERE x.transfer_id = t.transfer_id
+									  THEN who ELSE x.customer_consent_by END
+	 WHERE x.customer_id = t.customer_id AND x.transfer_id = t.transfer_id
 	RETURNING * INTO t;
 
 	IF t.holder_consent_at IS NULL OR t.customer_consent_at IS NULL THEN
@@ -367,7 +373,7 @@ BEGIN
 	UPDATE @extschema@.transfer x
 	   SET status = 'completed', closed_at = consent_transfer.at,
 		   closed_by = @extschema@._caller()
-	 WHERE x.transfer_id = t.transfer_id
+	 WHERE x.customer_id = t.customer_id AND x.transfer_id = t.transfer_id
 	RETURNING * INTO t;
 	RETURN t.status;
 END
@@ -405,7 +411,7 @@ BEGIN
 	UPDATE @extschema@.transfer x
 	   SET status = 'declined', closed_at = decline_transfer.at,
 		   closed_by = @extschema@._caller()
-	 WHERE x.transfer_id = t.transfer_id;
+	 WHERE x.customer_id = t.customer_id AND x.transfer_id = t.transfer_id;
 END
 $$;
 
@@ -435,7 +441,7 @@ BEGIN
 	UPDATE @extschema@.transfer x
 	   SET status = 'withdrawn', closed_at = withdraw_transfer.at,
 		   closed_by = @extschema@._caller()
-	 WHERE x.transfer_id = t.transfer_id;
+	 WHERE x.customer_id = t.customer_id AND x.transfer_id = t.transfer_id;
 END
 $$;
 

@@ -38,6 +38,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
@@ -59,6 +60,7 @@
 #include "restore.h"
 #include "guard.h"
 #include "month.h"
+#include "citus.h"
 #include "rating.h"
 #include "spi_util.h"
 
@@ -332,12 +334,49 @@ check_parties(char **customers, int nc, char **services, int ns)
 
 	values[0] = PointerGetDatum(text_array(customers, nc));
 	values[1] = PointerGetDatum(text_array(services, ns));
-	overage_spi_exec(&lock_plan,
-					 "SELECT (SELECT count(*) FROM (SELECT 1 FROM overage.customer c"
-					 "  WHERE c.customer_id = ANY ($1) FOR KEY SHARE) l),"
-					 " (SELECT count(*) FROM (SELECT 1 FROM overage.service s"
-					 "  WHERE s.service_id = ANY ($2) FOR KEY SHARE) l)",
-					 2, argtypes, values, NULL, 1);
+	if (overage_is_distributed())
+	{
+		/*
+		 * On a Citus cluster this runs on a worker's shard: the rows are
+		 * locked in this node's placements of the reference tables (a
+		 * delete of a customer writes every placement, so it waits as for
+		 * the foreign key); through Citus the locks would need every node
+		 * from every shard's trigger, and deadlock (README "Scaling out").
+		 */
+		static SPIPlanPtr cluster_plan = NULL;
+		static Oid	plan_rel = InvalidOid;
+		Oid			customer_rel = get_relname_relid("customer",
+													 get_namespace_oid("overage", false));
+
+		if (cluster_plan != NULL && plan_rel != customer_rel)
+		{
+			SPI_freeplan(cluster_plan);
+			cluster_plan = NULL;
+		}
+		if (cluster_plan == NULL)
+		{
+			char	   *sql = psprintf("SELECT (SELECT count(*) FROM (SELECT 1 FROM %s c"
+									   "  WHERE c.customer_id = ANY ($1) FOR KEY SHARE) l),"
+									   " (SELECT count(*) FROM (SELECT 1 FROM %s s"
+									   "  WHERE s.service_id = ANY ($2) FOR KEY SHARE) l)",
+									   overage_local_placement("customer"),
+									   overage_local_placement("service"));
+
+			cluster_plan = SPI_prepare(sql, 2, argtypes);
+			if (cluster_plan == NULL || SPI_keepplan(cluster_plan) != 0)
+				elog(ERROR, "could not prepare the party check of the cluster");
+			plan_rel = customer_rel;
+		}
+		if (SPI_execute_plan(cluster_plan, values, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "party check failed");
+	}
+	else
+		overage_spi_exec(&lock_plan,
+						 "SELECT (SELECT count(*) FROM (SELECT 1 FROM overage.customer c"
+						 "  WHERE c.customer_id = ANY ($1) FOR KEY SHARE) l),"
+						 " (SELECT count(*) FROM (SELECT 1 FROM overage.service s"
+						 "  WHERE s.service_id = ANY ($2) FOR KEY SHARE) l)",
+						 2, argtypes, values, NULL, 1);
 	found_c = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										  SPI_tuptable->tupdesc, 1, &isnull));
 	found_s = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],

@@ -43,7 +43,9 @@ CREATE OR REPLACE FUNCTION @extschema@._verify_at(t timestamptz)
 RETURNS text
 LANGUAGE sql IMMUTABLE STRICT
 SET search_path = pg_catalog, pg_temp
-RETURN pg_catalog.to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || 'Z';
+AS $$
+SELECT pg_catalog.to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || 'Z'
+$$;
 
 COMMENT ON FUNCTION @extschema@._verify_at(timestamptz) IS
 'Internal: an instant in UTC for overage.verify()''s details, whatever the session''s time zone';

@@ -52,6 +52,20 @@ COMMENT ON COLUMN @extschema@.holder.reason IS
 COMMENT ON COLUMN @extschema@.holder.reseller_id IS
 'Two-tier partners (1.2): the indirect reseller on whose behalf partner_id (the indirect provider) holds the overage; NULL for a direct partner and for None. Never a holder by itself';
 
+/*
+ * license_quantity gets its licence's customer, the key a Citus cluster
+ * distributes it on (README "Scaling out"); the history guard is off for
+ * the fill (it refuses any write but the trigger's).
+ */
+ALTER TABLE @extschema@.license_quantity ADD COLUMN customer_id text;
+ALTER TABLE @extschema@.license_quantity DISABLE TRIGGER license_quantity_guard;
+UPDATE @extschema@.license_quantity lq SET customer_id = s.customer_id
+  FROM @extschema@.subscription s WHERE s.subscription_id = lq.subscription_id;
+ALTER TABLE @extschema@.license_quantity ENABLE TRIGGER license_quantity_guard;
+ALTER TABLE @extschema@.license_quantity ALTER COLUMN customer_id SET NOT NULL;
+COMMENT ON COLUMN @extschema@.license_quantity.customer_id IS
+'The licence''s customer (1.2), as in overage.subscription: the key a Citus cluster distributes the table on, co-located with the subscription (README "Scaling out")';
+
 ALTER TABLE @extschema@.holder_period ADD COLUMN reseller_id text;
 COMMENT ON COLUMN @extschema@.holder_period.reseller_id IS
 'The indirect reseller of the period''s holder (1.2); NULL for a direct partner and for None';

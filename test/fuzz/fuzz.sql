@@ -166,6 +166,11 @@ INSERT INTO fuzz.call VALUES
 		$$'{2026-02-10 00:00+00,2026-02-11 00:00+00}'$$],
 		ARRAY['date', 'text[]', 'text[]', 'text[]', 'text[]', 'numeric[]', 'numeric[]',
 			  'numeric[]', 'timestamptz[]']),
+	('overage.distribute', ARRAY['4'], ARRAY['integer']),
+	('overage._distributed', ARRAY[]::text[], ARRAY[]::text[]),
+	('overage._citus_reshape', ARRAY[]::text[], ARRAY[]::text[]),
+	('overage._customer_visible', ARRAY[$$'C1'$$], ARRAY['text']),
+	('overage._licence_visible', ARRAY[$$'C1'$$, format('%L', :'lic')], ARRAY['text', 'uuid']),
 	('overage._pstn_rows', ARRAY[$$'{"value": [{"id": "{00000000-0000-4000-8000-000000000001}", "userId": "u", "startDateTime": "2026-02-10T00:00:00.1234567+01:00", "duration": 60, "callType": "user_in"}]}'$$],
 		ARRAY['jsonb']);
 

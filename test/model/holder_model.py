@@ -36,6 +36,7 @@ Usage: holder_model.py DBNAME [SCENARIOS] [STEPS]
 """
 import datetime
 import json
+import os
 import random
 import sys
 
@@ -59,9 +60,12 @@ class Disagreement(Exception):
     pass
 
 
+# OVERAGE_AFTER_CREATE: SQL run right after CREATE EXTENSION (the Citus
+# test, test/scripts/citus.sh, distributes the tables there)
 SETUP = r"""
 DROP EXTENSION IF EXISTS overage CASCADE;
 CREATE EXTENSION overage;
+""" + os.environ.get('OVERAGE_AFTER_CREATE', '') + r"""
 INSERT INTO overage.service (service_id, name, unit_price) VALUES
     ('dom', 'Domestic calling', 0.02), ('intl', 'International calling', 0.10);
 INSERT INTO overage.sku (product_id, sku_id, title, tags) VALUES
@@ -722,7 +726,9 @@ class Scenario:
             self.fail('%d holder periods begin without a matching audit row' % st['periods_not_logged'])
 
     def run(self):
-        self.db.run(SETUP)
+        out = self.db.run(SETUP)
+        if any('ERROR' in line for line in out):
+            raise RuntimeError('setup failed: %r' % out)
         for _ in range(self.steps):
             self.step()
         return self.history, [e[7] for e in self.model.log] + \
