@@ -457,10 +457,63 @@ insert_pending(UsageGroup **sorted, long ngroups)
 	}
 }
 
+/*
+ * upsert_figures
+ *		1.1's running figures: one upsert per group of usage_month, in key
+ *		order (a 1.0/1.1 schema, or a Citus cluster, where the shards'
+ *		triggers cannot write usage_pending).
+ */
+static void
+upsert_figures(UsageGroup **sorted, long ngroups)
+{
+	static SPIPlanPtr figures = NULL;
+	Datum	   *cust = palloc(sizeof(Datum) * ngroups);
+	Datum	   *svc = palloc(sizeof(Datum) * ngroups);
+	Datum	   *mon = palloc(sizeof(Datum) * ngroups);
+	Datum	   *calls = palloc(sizeof(Datum) * ngroups);
+	Datum	   *secs = palloc(sizeof(Datum) * ngroups);
+	Datum	   *first = palloc(sizeof(Datum) * ngroups);
+	Datum	   *last = palloc(sizeof(Datum) * ngroups);
+	Oid			argtypes[7] = {TEXTARRAYOID, TEXTARRAYOID, DATEARRAYOID,
+	INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID};
+	Datum		values[7];
+
+	for (long i = 0; i < ngroups; i++)
+	{
+		UsageGroup *g = sorted[i];
+
+		cust[i] = CStringGetTextDatum(g->key.customer);
+		svc[i] = CStringGetTextDatum(g->key.service);
+		mon[i] = DateADTGetDatum(g->key.month);
+		calls[i] = Int64GetDatum(g->calls);
+		secs[i] = Int64GetDatum(g->seconds);
+		first[i] = TimestampTzGetDatum(g->first_at);
+		last[i] = TimestampTzGetDatum(g->last_at);
+	}
+	values[0] = PointerGetDatum(construct_array(cust, ngroups, TEXTOID, -1, false, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(svc, ngroups, TEXTOID, -1, false, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_array(mon, ngroups, DATEOID, 4, true, TYPALIGN_INT));
+	values[3] = PointerGetDatum(construct_array(calls, ngroups, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[4] = PointerGetDatum(construct_array(secs, ngroups, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[5] = PointerGetDatum(construct_array(first, ngroups, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[6] = PointerGetDatum(construct_array(last, ngroups, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+
+	overage_history_exec(&figures,
+						 "INSERT INTO overage.usage_month AS f"
+						 " (customer_id, service_id, month, calls, seconds, first_at, last_at)"
+						 " SELECT * FROM unnest($1::text[], $2::text[], $3::date[],"
+						 " $4::int8[], $5::int8[], $6::timestamptz[], $7::timestamptz[])"
+						 " ON CONFLICT (month, customer_id, service_id) DO UPDATE"
+						 " SET calls = f.calls + excluded.calls,"
+						 " seconds = f.seconds + excluded.seconds,"
+						 " first_at = least(f.first_at, excluded.first_at),"
+						 " last_at = greatest(f.last_at, excluded.last_at)",
+						 7, argtypes, values, NULL);
+}
+
 Datum
 usage_ingest(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr figures = NULL;
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	TriggerEvent event;
 	TupleDesc	desc;
@@ -572,53 +625,14 @@ usage_ingest(PG_FUNCTION_ARGS)
 					"Nothing of the statement was written; keep the record and settle it outside the closed month.");
 	}
 
-	/* 4. running figures, one upsert per group, in key order */
-	{
-		Datum	   *cust = palloc(sizeof(Datum) * ngroups);
-		Datum	   *svc = palloc(sizeof(Datum) * ngroups);
-		Datum	   *mon = palloc(sizeof(Datum) * ngroups);
-		Datum	   *calls = palloc(sizeof(Datum) * ngroups);
-		Datum	   *secs = palloc(sizeof(Datum) * ngroups);
-		Datum	   *first = palloc(sizeof(Datum) * ngroups);
-		Datum	   *last = palloc(sizeof(Datum) * ngroups);
-		Oid			argtypes[7] = {TEXTARRAYOID, TEXTARRAYOID, DATEARRAYOID,
-		INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID};
-		Datum		values[7];
-
-		for (i = 0; i < ngroups; i++)
-		{
-			g = sorted[i];
-			cust[i] = CStringGetTextDatum(g->key.customer);
-			svc[i] = CStringGetTextDatum(g->key.service);
-			mon[i] = DateADTGetDatum(g->key.month);
-			calls[i] = Int64GetDatum(g->calls);
-			secs[i] = Int64GetDatum(g->seconds);
-			first[i] = TimestampTzGetDatum(g->first_at);
-			last[i] = TimestampTzGetDatum(g->last_at);
-		}
-		values[0] = PointerGetDatum(construct_array(cust, ngroups, TEXTOID, -1, false, TYPALIGN_INT));
-		values[1] = PointerGetDatum(construct_array(svc, ngroups, TEXTOID, -1, false, TYPALIGN_INT));
-		values[2] = PointerGetDatum(construct_array(mon, ngroups, DATEOID, 4, true, TYPALIGN_INT));
-		values[3] = PointerGetDatum(construct_array(calls, ngroups, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		values[4] = PointerGetDatum(construct_array(secs, ngroups, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		values[5] = PointerGetDatum(construct_array(first, ngroups, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		values[6] = PointerGetDatum(construct_array(last, ngroups, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-
-		if (live_rating_installed())
-			insert_pending(sorted, ngroups);
-		else
-			overage_history_exec(&figures,
-								 "INSERT INTO overage.usage_month AS f"
-								 " (customer_id, service_id, month, calls, seconds, first_at, last_at)"
-								 " SELECT * FROM unnest($1::text[], $2::text[], $3::date[],"
-								 " $4::int8[], $5::int8[], $6::timestamptz[], $7::timestamptz[])"
-								 " ON CONFLICT (month, customer_id, service_id) DO UPDATE"
-								 " SET calls = f.calls + excluded.calls,"
-								 " seconds = f.seconds + excluded.seconds,"
-								 " first_at = least(f.first_at, excluded.first_at),"
-								 " last_at = greatest(f.last_at, excluded.last_at)",
-								 7, argtypes, values, NULL);
-	}
+	/*
+	 * 4. the figures: 1.2's pending row (rated later), or 1.1's running
+	 * figures (a 1.0/1.1 schema, or a Citus cluster: no live rating)
+	 */
+	if (live_rating_installed())
+		insert_pending(sorted, ngroups);
+	else
+		upsert_figures(sorted, ngroups);
 
 	SPI_finish();
 	MemoryContextSwitchTo(old);
