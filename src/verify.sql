@@ -316,25 +316,19 @@ BEGIN
 		  FROM @extschema@.rated_group r
 		  LEFT JOIN @extschema@.billing_month b ON b.month = r.month
 		 WHERE b.closed_at IS NULL
-	), s AS (
-		SELECT m.month, x.* FROM m, LATERAL @extschema@._rate_month(m.month) x
-	), f AS (
-		SELECT m.month, x.* FROM m, LATERAL @extschema@._rate_month_fresh(m.month) x
-	), sg AS (
-		-- per group: its overage and its lines, each as text, sorted
-		SELECT s.month, s.customer_id, s.service_id, sum(s.overage_seconds) AS secs,
-			   array_agg(s.line ORDER BY s.line) AS lines
-		  FROM (SELECT s.*, (s.partner_id, s.subscription_id, s.overage_seconds,
-							 s.unit_price, s.currency, s.reseller_id)::text AS line
-				  FROM s) s
-		 GROUP BY 1, 2, 3
-	), fg AS (
-		SELECT f.month, f.customer_id, f.service_id, sum(f.overage_seconds) AS secs,
-			   array_agg(f.line ORDER BY f.line) AS lines
-		  FROM (SELECT f.*, (f.partner_id, f.subscription_id, f.overage_seconds,
-							 f.unit_price, f.currency, f.reseller_id)::text AS line
-				  FROM f) f
-		 GROUP BY 1, 2, 3
+	), g AS (
+		-- per side and group: its overage and its lines, each as text, sorted
+		SELECT x.side, x.month, x.customer_id, x.service_id,
+			   sum(x.overage_seconds) AS secs,
+			   array_agg(x.line ORDER BY x.line) AS lines
+		  FROM (SELECT y.*, (y.partner_id, y.subscription_id, y.overage_seconds,
+							 y.unit_price, y.currency, y.reseller_id)::text AS line
+				  FROM (SELECT 'state' AS side, m.month, s.*
+						  FROM m, LATERAL @extschema@._rate_month(m.month) s
+						UNION ALL
+						SELECT 'fresh', m.month, f.*
+						  FROM m, LATERAL @extschema@._rate_month_fresh(m.month) f) y) x
+		 GROUP BY 1, 2, 3, 4
 	)
 	SELECT array_agg(k ORDER BY k) INTO bad FROM (
 		SELECT pg_catalog.to_char(coalesce(a.month, b.month), 'YYYY-MM') || ' ' ||
@@ -342,8 +336,8 @@ BEGIN
 			   coalesce(a.service_id, b.service_id) || ' (' ||
 			   coalesce(a.secs, 0) || ' s of overage from the rated state, ' ||
 			   coalesce(b.secs, 0) || ' s rated afresh)' AS k
-		  FROM sg a
-		  FULL JOIN fg b
+		  FROM (SELECT * FROM g WHERE g.side = 'state') a
+		  FULL JOIN (SELECT * FROM g WHERE g.side = 'fresh') b
 			ON b.month = a.month AND b.customer_id = a.customer_id
 		   AND b.service_id = a.service_id
 		 WHERE a.lines IS DISTINCT FROM b.lines) x;
