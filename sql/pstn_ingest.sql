@@ -63,6 +63,18 @@ SELECT * FROM overage.ingest_pstn_calls('C2', jsonb_build_array(
 	'{"id": "aaaaaaaa-0000-4000-8000-000000000001", "userId": "u9", "startDateTime": "2026-10-02T08:00:00Z",
 	  "duration": 61, "callType": "user_out", "destinationContext": "International"}'::jsonb));
 SELECT customer_id, service_id, user_id, started_at, duration_s FROM overage.usage WHERE customer_id = 'C2';
+-- a later page holding one stored id among five new ones, neither the first,
+-- the middle nor the last id: the plain insert meets it, its
+-- subtransaction is undone, and the response is stored again without it
+SELECT * FROM overage.ingest_pstn_calls('C2', (
+	SELECT jsonb_agg(jsonb_build_object('id', id, 'userId', 'u8', 'startDateTime', '2026-10-03T08:00:00Z',
+			'duration', 30, 'callType', 'user_out', 'destinationContext', 'Domestic') ORDER BY id DESC)
+	  FROM unnest(ARRAY['00000000-0000-4000-8000-0000000000a1', '00000000-0000-4000-8000-0000000000a2',
+						'aaaaaaaa-0000-4000-8000-000000000001', 'bbbbbbbb-0000-4000-8000-000000000001',
+						'cccccccc-0000-4000-8000-000000000001', 'dddddddd-0000-4000-8000-000000000001']) id));
+SELECT p.call_id, u.user_id, u.started_at, u.duration_s
+  FROM overage.pstn_call p JOIN overage.usage u USING (usage_id)
+ WHERE p.customer_id = 'C2' ORDER BY p.call_id;
 -- an empty response
 SELECT * FROM overage.ingest_pstn_calls('C1', '{"value": []}');
 SELECT * FROM pg_temp.written;

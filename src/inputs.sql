@@ -339,6 +339,15 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@._pstn_rows(jsonb) IS
 'Internal: the rows of a getPstnCalls response ({"value": [...]} or an array), read in one pass (src/pstn.c), checked, typed and mapped to their service through call_mapping, in Graph id order, each id once: its first row in the response (ord, from 1) and copies, the number of rows carrying the id; refuses a document of neither shape or the first bad row (22023, naming its position, its id and the property; a row that is not an object first), then the first unmapped kind (23503), as ingest_pstn_calls documents';
 
+CREATE OR REPLACE FUNCTION @extschema@._pstn_store(customer_id text, calls jsonb, retry boolean,
+	OUT received bigint, OUT inserted bigint)
+AS 'MODULE_PATHNAME', 'overage_pstn_store'
+LANGUAGE C VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION @extschema@._pstn_store(text, jsonb, boolean) IS
+'Internal, for ingest_pstn_calls (which checks the caller and the customer first): reads the response as _pstn_rows does (refusing it the same way) and stores each id not stored yet into pstn_call in Graph id order and its call into usage in usage_rating''s order, both with one usage_id, in one INSERT each (src/pstn.c). retry false: a plain insert, failing (23505, pstn_call_pkey) at an id stored already or by a concurrent load; retry true: the ids stored already left out and those stored meanwhile skipped (ON CONFLICT DO NOTHING). Returns the response''s rows and the calls inserted';
+
 CREATE OR REPLACE FUNCTION @extschema@.ingest_pstn_calls(customer_id text, calls jsonb)
 RETURNS TABLE(inserted bigint, duplicates bigint)
 LANGUAGE plpgsql SECURITY DEFINER
@@ -357,91 +366,37 @@ BEGIN
 	PERFORM @extschema@._require_exists('customer', ingest_pstn_calls.customer_id);
 
 	/*
-	 * One statement, one pass over the response: _pstn_rows (src/pstn.c)
-	 * reads every row, checks and types it, and before anything is
-	 * written refuses a document that is neither shape or the first bad
-	 * row (22023, naming its position, its id and the property), then a
-	 * kind of call without a service in call_mapping (23503); it returns
-	 * each id once (its first row, and how many rows carry it) with its
-	 * service, in Graph id order.  The response is handed to it as it is:
-	 * every other look at a large stored response decompresses it again
-	 * (about 70 ms per 100,000 rows).
+	 * One pass over the response, in C (_pstn_store, src/pstn.c): it reads
+	 * every row, checks and types it, and before anything is written
+	 * refuses a document that is neither shape or the first bad row
+	 * (22023, naming its position, its id and the property), then a kind
+	 * of call without a service in call_mapping (23503).  It then inserts
+	 * each id once into pstn_call, in Graph id order (two loads of
+	 * overlapping responses insert their ids in the same order, so the one
+	 * that waits for the other's uncommitted id never holds an id the other
+	 * waits for), and the calls into usage, in usage_rating's order, with
+	 * the usage_id drawn for each id.
 	 *
-	 * new: the ids not stored yet, still in Graph id order (a filter on
-	 * the rows as they come, not a join, which need not keep the order):
-	 * two loads of overlapping responses insert their ids in the same
-	 * order, so the one that waits for the other's uncommitted id never
-	 * holds an id the other waits for.  Their usage_id is drawn from
-	 * usage's own identity sequence, only for those rows, so the call in
-	 * pstn_call and in usage share it.
-	 *
-	 * A plain INSERT first: ON CONFLICT's speculative insertion costs about
-	 * as much as the rest of the insert into pstn_call, and the rows
-	 * already stored are filtered out before.  Only a concurrent load can
-	 * then hold one of the ids: this one waits for it, and if it commits,
-	 * the insert fails on pstn_call_pkey, its subtransaction is undone, and
-	 * the statement runs again with ON CONFLICT DO NOTHING, which skips
-	 * that load's rows (they are duplicates); usage then gets only the
-	 * rows that went into pstn_call.
+	 * A plain INSERT first, without looking for the ids first: a response
+	 * loaded for the first time pays for one unique check per id, the
+	 * insert's own.  When an id is stored already (a response sent again),
+	 * or is stored by a concurrent load that commits while this one waits
+	 * for it, the insert fails on pstn_call_pkey, its subtransaction is
+	 * undone, and the response is stored again with retry: the ids stored
+	 * already left out, those a concurrent load stores meanwhile skipped
+	 * (ON CONFLICT DO NOTHING); usage then gets only the calls of the ids
+	 * this load inserted.
 	 */
 	BEGIN
-		WITH r AS MATERIALIZED (
-			SELECT * FROM @extschema@._pstn_rows(calls)
-		), new AS MATERIALIZED (
-			SELECT r.*, nextval('@extschema@.usage_usage_id_seq'::regclass) AS usage_id
-			  FROM r
-			 WHERE (SELECT true FROM @extschema@.pstn_call p WHERE p.call_id = r.call_id) IS NULL
-		), stored AS (
-			INSERT INTO @extschema@.pstn_call (call_id, usage_id, customer_id, call_type,
-											   destination_context)
-			SELECT f.call_id, f.usage_id, ingest_pstn_calls.customer_id, f.call_type,
-				   f.destination_context
-			  FROM new f
-		), used AS (
-			INSERT INTO @extschema@.usage
-				(usage_id, customer_id, service_id, user_id, started_at, duration_s)
-				OVERRIDING SYSTEM VALUE
-			SELECT f.usage_id, ingest_pstn_calls.customer_id, f.service_id, f.user_id,
-				   f.started_at, f.duration_s
-			  FROM new f
-			 -- usage_rating's order: its index grows at one end, not at random
-			 ORDER BY date_trunc('month', f.started_at AT TIME ZONE 'UTC'), f.service_id COLLATE "C",
-					  f.started_at, f.usage_id
-		)
-		SELECT (SELECT coalesce(sum(r.copies), 0) FROM r), (SELECT count(*) FROM new) INTO total, n;
+		SELECT s.received, s.inserted INTO total, n
+		  FROM @extschema@._pstn_store(ingest_pstn_calls.customer_id, calls, false) s;
 	EXCEPTION WHEN unique_violation THEN
 		GET STACKED DIAGNOSTICS pkey = CONSTRAINT_NAME;
 		IF pkey IS DISTINCT FROM 'pstn_call_pkey' THEN
 			RAISE;
 		END IF;
-		WITH r AS MATERIALIZED (
-			SELECT * FROM @extschema@._pstn_rows(calls)
-		), new AS MATERIALIZED (
-			SELECT r.*, nextval('@extschema@.usage_usage_id_seq'::regclass) AS usage_id
-			  FROM r
-			 WHERE (SELECT true FROM @extschema@.pstn_call p WHERE p.call_id = r.call_id) IS NULL
-		), stored AS (
-			INSERT INTO @extschema@.pstn_call (call_id, usage_id, customer_id, call_type,
-											   destination_context)
-			SELECT f.call_id, f.usage_id, ingest_pstn_calls.customer_id, f.call_type,
-				   f.destination_context
-			  FROM new f
-			-- by name: on a Citus cluster the key is (customer_id, call_id)
-			ON CONFLICT ON CONSTRAINT pstn_call_pkey DO NOTHING
-			RETURNING call_id
-		), used AS (
-			INSERT INTO @extschema@.usage
-				(usage_id, customer_id, service_id, user_id, started_at, duration_s)
-				OVERRIDING SYSTEM VALUE
-			SELECT f.usage_id, ingest_pstn_calls.customer_id, f.service_id, f.user_id,
-				   f.started_at, f.duration_s
-			  FROM new f
-			 WHERE f.call_id IN (SELECT s.call_id FROM stored s)
-			 -- usage_rating's order: its index grows at one end, not at random
-			 ORDER BY date_trunc('month', f.started_at AT TIME ZONE 'UTC'), f.service_id COLLATE "C",
-					  f.started_at, f.usage_id
-		)
-		SELECT (SELECT coalesce(sum(r.copies), 0) FROM r), (SELECT count(*) FROM stored) INTO total, n;
+		SELECT s.received, s.inserted INTO total, n
+		  FROM @extschema@._pstn_store(ingest_pstn_calls.customer_id, calls, true) s;
 	END;
 
 	RETURN QUERY SELECT n, total - n;

@@ -41,15 +41,19 @@
 
 #include "access/xact.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "port/pg_bswap.h"
 #include "mb/pg_wchar.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
+#include "utils/lsyscache.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
@@ -62,6 +66,7 @@
 #include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(overage_pstn_rows);
+PG_FUNCTION_INFO_V1(overage_pstn_store);
 
 /* the columns of _pstn_rows' result, in order */
 enum
@@ -529,19 +534,26 @@ pstn_array(Jsonb *calls)
 }
 
 /*
- * overage_pstn_rows
- *		_pstn_rows(calls jsonb) RETURNS TABLE(call_id uuid, user_id text,
- *		started_at timestamptz, duration_s integer, call_type text,
- *		destination_context text, ord bigint, service_id text, copies
- *		integer): the rows of the response calls, checked and typed, in Graph
- *		id order, each id once (its first row; copies: how many rows of the
- *		response carry it).
+ * A response read: its good rows sorted in Graph id order (the response's
+ * order within an id), their strings in the arena, and call_mapping's
+ * kinds.
  */
-Datum
-overage_pstn_rows(PG_FUNCTION_ARGS)
+typedef struct PstnRead
 {
-	Jsonb	   *calls = PG_GETARG_JSONB_P(0);
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	PstnRow    *rows;
+	size_t		nrows;
+	StringInfoData arena;
+	PstnKinds	kinds;
+} PstnRead;
+
+/*
+ * pstn_read
+ *		Reads and checks every row of the response calls, refusing it as
+ *		described at the top of this file, and sorts the good rows.
+ */
+static void
+pstn_read(Jsonb *calls, PstnRead *out)
+{
 	MemoryContext rowcxt,
 				old;
 	JsonbIterator *it;
@@ -559,7 +571,6 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 
 	JsonbContainer *array = pstn_array(calls);
 
-	overage_init_materialized_srf(fcinfo);
 	pstn_load_kinds(&kinds);
 
 	/* startDateTime at most one day after the transaction's now() */
@@ -711,13 +722,47 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 						   kinds.unmapped_rows == 1 ? "" : "s"),
 				 errhint("Map the kind first: INSERT INTO overage.call_mapping (call_type, destination_context, service_id) VALUES (...).")));
 
+	MemoryContextDelete(rowcxt);
+	pstn_sort_rows(rows, nrows);
+	out->rows = rows;
+	out->nrows = nrows;
+	out->arena = arena;
+	out->kinds = kinds;
+}
+
+/*
+ * overage_pstn_rows
+ *		_pstn_rows(calls jsonb) RETURNS TABLE(call_id uuid, user_id text,
+ *		started_at timestamptz, duration_s integer, call_type text,
+ *		destination_context text, ord bigint, service_id text, copies
+ *		integer): the rows of the response calls, checked and typed, in Graph
+ *		id order, each id once (its first row; copies: how many rows of the
+ *		response carry it).
+ */
+Datum
+overage_pstn_rows(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *calls = PG_GETARG_JSONB_P(0);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext rowcxt,
+				old;
+	PstnRead	in;
+	PstnRow    *rows;
+	size_t		nrows;
+
+	overage_init_materialized_srf(fcinfo);
+	pstn_read(calls, &in);
+	rows = in.rows;
+	nrows = in.nrows;
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "pstn row",
+								   ALLOCSET_SMALL_SIZES);
+
 	/*
 	 * In Graph id order, the response's order within an id; a row whose id
 	 * comes again later in the response is returned once, as it first
 	 * came, with the number of its copies (so that the caller neither sorts
 	 * nor de-duplicates, and counts the response's rows as sum(copies)).
 	 */
-	pstn_sort_rows(rows, nrows);
 	for (size_t i = 0; i < nrows;)
 	{
 		PstnRow    *r = &rows[i];
@@ -731,20 +776,20 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 		MemoryContextReset(rowcxt);
 		old = MemoryContextSwitchTo(rowcxt);
 		values[PSTN_CALL_ID] = UUIDPGetDatum(&r->call_id);
-		values[PSTN_USER_ID] = PointerGetDatum(cstring_to_text_with_len(arena.data + r->user,
+		values[PSTN_USER_ID] = PointerGetDatum(cstring_to_text_with_len(in.arena.data + r->user,
 																		r->user_len));
 		values[PSTN_STARTED_AT] = TimestampTzGetDatum(r->started_at);
 		values[PSTN_DURATION_S] = Int32GetDatum(r->duration_s);
-		values[PSTN_CALL_TYPE] = PointerGetDatum(cstring_to_text_with_len(arena.data + r->type,
+		values[PSTN_CALL_TYPE] = PointerGetDatum(cstring_to_text_with_len(in.arena.data + r->type,
 																		  r->type_len));
 		if (r->dc_len >= 0)
 			values[PSTN_DESTINATION_CONTEXT] =
-				PointerGetDatum(cstring_to_text_with_len(arena.data + r->dc,
+				PointerGetDatum(cstring_to_text_with_len(in.arena.data + r->dc,
 														 r->dc_len));
 		else
 			nulls[PSTN_DESTINATION_CONTEXT] = true;
 		values[PSTN_ORD] = Int64GetDatum(r->ord);
-		values[PSTN_SERVICE_ID] = PointerGetDatum(kinds.kinds[r->kind].service_id);
+		values[PSTN_SERVICE_ID] = PointerGetDatum(in.kinds.kinds[r->kind].service_id);
 		values[PSTN_COPIES] = Int32GetDatum(copies);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		MemoryContextSwitchTo(old);
@@ -752,4 +797,339 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 
 	MemoryContextDelete(rowcxt);
 	return (Datum) 0;
+}
+
+/*
+ * A new call, in usage_rating's order: month (UTC), service (its rank among
+ * the services in byte order), start, usage_id.  The customer is the same
+ * for all.
+ */
+typedef struct PstnNew
+{
+	int32		month;			/* year * 12 + month, UTC */
+	int32		service;
+	TimestampTz started_at;
+	int64		usage_id;
+	PstnRow    *row;
+} PstnNew;
+
+#define ST_SORT pstn_sort_new
+#define ST_ELEMENT_TYPE PstnNew
+#define ST_COMPARE(a, b) \
+	((a)->month != (b)->month ? ((a)->month < (b)->month ? -1 : 1) : \
+	 (a)->service != (b)->service ? ((a)->service < (b)->service ? -1 : 1) : \
+	 (a)->started_at != (b)->started_at ? ((a)->started_at < (b)->started_at ? -1 : 1) : \
+	 ((a)->usage_id > (b)->usage_id) - ((a)->usage_id < (b)->usage_id))
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
+/* a one-dimensional array of n datums of a type, nulls where nulls[i] */
+static Datum
+pstn_array_of(Datum *values, bool *nulls, int n, Oid type)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, type,
+											  typlen, typbyval, typalign));
+}
+
+static int
+pstn_row_cmp(const void *a, const void *b)
+{
+	const PstnRow *x = *(PstnRow *const *) a;
+	const PstnRow *y = *(PstnRow *const *) b;
+
+	if (x->hi != y->hi)
+		return x->hi < y->hi ? -1 : 1;
+	return (x->lo > y->lo) - (x->lo < y->lo);
+}
+
+/* the index in ids[0..n) (sorted by id) of the row with call_id u, or -1 */
+static ssize_t
+pstn_find(PstnRow **ids, size_t n, pg_uuid_t *u)
+{
+	PstnRow		key;
+	PstnRow    *k = &key;
+	PstnRow   **hit;
+
+	memcpy(&key.hi, u->data, sizeof(uint64));
+	memcpy(&key.lo, u->data + sizeof(uint64), sizeof(uint64));
+	key.hi = pg_ntoh64(key.hi);
+	key.lo = pg_ntoh64(key.lo);
+	hit = bsearch(&k, ids, n, sizeof(PstnRow *), pstn_row_cmp);
+	return hit ? hit - ids : -1;
+}
+
+/*
+ * overage_pstn_store
+ *		_pstn_store(customer_id text, calls jsonb, retry boolean,
+ *		OUT received bigint, OUT inserted bigint): stores the calls of the
+ *		response, read by pstn_read, for ingest_pstn_calls (which checks the
+ *		caller and the customer first): each id not stored yet into
+ *		pstn_call, in Graph id order, and its call into usage, in
+ *		usage_rating's order, both with one usage_id drawn from usage's
+ *		identity.  Each write is one INSERT of arrays built here: no
+ *		tuplestore of the rows, no sort by the executor.
+ *
+ *		retry false: a plain INSERT into pstn_call, which fails on
+ *		pstn_call_pkey (23505) at an id stored already, or stored by a
+ *		concurrent load once that one commits.  Only when the response's
+ *		first, middle or last id is stored already (a response sent again)
+ *		are the ids stored already looked for and left out first.  retry
+ *		true (after such a failure): the ids stored already are left out,
+ *		and the INSERT skips those a concurrent load stores meanwhile (ON
+ *		CONFLICT DO NOTHING); usage gets the calls of the ids this one
+ *		inserted.
+ */
+Datum
+overage_pstn_store(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr probe_plan = NULL;
+	static SPIPlanPtr existing_plan = NULL;
+	static SPIPlanPtr pstn_plan = NULL;
+	static SPIPlanPtr pstn_retry_plan = NULL;
+	static SPIPlanPtr usage_plan = NULL;
+	Datum		customer = PG_GETARG_DATUM(0);
+	Jsonb	   *calls = PG_GETARG_JSONB_P(1);
+	bool		retry = PG_GETARG_BOOL(2);
+	bool		known = false;	/* some ids are stored already */
+	TupleDesc	resdesc;
+	Datum		result[2];
+	bool		resnull[2] = {false, false};
+	PstnRead	in;
+	PstnRow   **ids;			/* the first row of each id, in id order */
+	bool	   *skip;			/* stored already, or by another load */
+	int64	   *usage_ids;
+	PstnNew    *news;
+	int32	   *service_rank;
+	size_t		nids = 0,
+				nnew = 0;
+	Datum	   *v1,
+			   *v2,
+			   *v3,
+			   *v4;
+	bool	   *n4;
+	Oid			seq;
+
+	if (get_call_result_type(fcinfo, NULL, &resdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "_pstn_store must return a record");
+	resdesc = BlessTupleDesc(resdesc);
+
+	pstn_read(calls, &in);
+	ids = palloc_extended(Max(in.nrows, 1) * sizeof(PstnRow *), MCXT_ALLOC_HUGE);
+	for (size_t i = 0; i < in.nrows;)
+	{
+		PstnRow    *r = &in.rows[i];
+
+		ids[nids++] = r;
+		for (i++; i < in.nrows && in.rows[i].hi == r->hi && in.rows[i].lo == r->lo; i++)
+			;
+	}
+	skip = palloc0(Max(nids, 1));
+	usage_ids = palloc_extended(Max(nids, 1) * sizeof(int64), MCXT_ALLOC_HUGE);
+	v1 = palloc_extended(Max(nids, 1) * sizeof(Datum), MCXT_ALLOC_HUGE);
+	v2 = palloc_extended(Max(nids, 1) * sizeof(Datum), MCXT_ALLOC_HUGE);
+	v3 = palloc_extended(Max(nids, 1) * sizeof(Datum), MCXT_ALLOC_HUGE);
+	v4 = palloc_extended(Max(nids, 1) * sizeof(Datum), MCXT_ALLOC_HUGE);
+	n4 = palloc0(Max(nids, 1));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/*
+	 * A response sent again: its first, middle and last ids are stored
+	 * already.  Then the ids stored already are looked for first, rather
+	 * than drawing a usage_id for every row and failing at the first.
+	 */
+	if (!retry && nids > 0)
+	{
+		Oid			argtypes[1] = {UUIDARRAYOID};
+		Datum		args[1];
+
+		v1[0] = UUIDPGetDatum(&ids[0]->call_id);
+		v1[1] = UUIDPGetDatum(&ids[nids / 2]->call_id);
+		v1[2] = UUIDPGetDatum(&ids[nids - 1]->call_id);
+		args[0] = pstn_array_of(v1, NULL, 3, UUIDOID);
+		overage_spi_exec(&probe_plan,
+						 "SELECT FROM overage.pstn_call p WHERE p.call_id = ANY ($1) LIMIT 1",
+						 1, argtypes, args, NULL, 0);
+		known = SPI_processed > 0;
+	}
+	if ((retry || known) && nids > 0)
+	{
+		Oid			argtypes[1] = {UUIDARRAYOID};
+		Datum		args[1];
+
+		for (size_t i = 0; i < nids; i++)
+			v1[i] = UUIDPGetDatum(&ids[i]->call_id);
+		args[0] = pstn_array_of(v1, NULL, (int) nids, UUIDOID);
+		overage_spi_exec(&existing_plan,
+						 "SELECT p.call_id FROM overage.pstn_call p"
+						 " WHERE p.call_id = ANY ($1)",
+						 1, argtypes, args, NULL, 0);
+		for (uint64 j = 0; j < SPI_processed; j++)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc,
+										  1, &isnull);
+			ssize_t		k = pstn_find(ids, nids, DatumGetUUIDP(d));
+
+			if (k >= 0)
+				skip[k] = true;
+		}
+	}
+
+	/* usage_ids, in Graph id order, for the ids to insert */
+	seq = DatumGetObjectId(DirectFunctionCall1(regclassin,
+											   CStringGetDatum("overage.usage_usage_id_seq")));
+	for (size_t i = 0; i < nids; i++)
+	{
+		PstnRow    *r = ids[i];
+
+		if (skip[i])
+			continue;
+		usage_ids[i] = nextval_internal(seq, true);
+		v1[nnew] = UUIDPGetDatum(&r->call_id);
+		v2[nnew] = Int64GetDatum(usage_ids[i]);
+		v3[nnew] = PointerGetDatum(cstring_to_text_with_len(in.arena.data + r->type,
+															r->type_len));
+		if (r->dc_len >= 0)
+			v4[nnew] = PointerGetDatum(cstring_to_text_with_len(in.arena.data + r->dc,
+																r->dc_len));
+		else
+			n4[nnew] = true;
+		nnew++;
+	}
+
+	if (nnew > 0)
+	{
+		Oid			argtypes[5] = {TEXTOID, UUIDARRAYOID, INT8ARRAYOID,
+		TEXTARRAYOID, TEXTARRAYOID};
+		Datum		args[5];
+
+		args[0] = customer;
+		args[1] = pstn_array_of(v1, NULL, (int) nnew, UUIDOID);
+		args[2] = pstn_array_of(v2, NULL, (int) nnew, INT8OID);
+		args[3] = pstn_array_of(v3, NULL, (int) nnew, TEXTOID);
+		args[4] = pstn_array_of(v4, n4, (int) nnew, TEXTOID);
+
+#define PSTN_INSERT \
+		"INSERT INTO overage.pstn_call (call_id, usage_id, customer_id, call_type," \
+		" destination_context)" \
+		" SELECT u.c, u.u, $1, u.t, u.d" \
+		"   FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)," \
+		" pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(c, u, t, d)"
+
+		if (!retry)
+			overage_spi_exec(&pstn_plan, PSTN_INSERT, 5, argtypes, args, NULL, 0);
+		else
+		{
+			/* by name: on a Citus cluster the key is (customer_id, call_id) */
+			bool	   *stored = palloc0(nids);
+
+			overage_spi_exec(&pstn_retry_plan,
+							 PSTN_INSERT " ON CONFLICT ON CONSTRAINT pstn_call_pkey DO NOTHING"
+							 " RETURNING call_id",
+							 5, argtypes, args, NULL, 0);
+			for (uint64 j = 0; j < SPI_processed; j++)
+			{
+				bool		isnull;
+				Datum		d = SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc,
+											  1, &isnull);
+				ssize_t		k = pstn_find(ids, nids, DatumGetUUIDP(d));
+
+				if (k < 0)
+					elog(ERROR, "pstn_call returned an id the response does not hold");
+				stored[k] = true;
+			}
+			for (size_t i = 0; i < nids; i++)
+				skip[i] = !stored[i];
+		}
+#undef PSTN_INSERT
+	}
+
+	/* their calls, in usage_rating's order */
+	service_rank = palloc0(Max(in.kinds.nkinds, 1) * sizeof(int32));
+	for (int a = 0; a < in.kinds.nkinds; a++)
+	{
+		text	   *sa = in.kinds.kinds[a].service_id;
+
+		for (int b = 0; b < in.kinds.nkinds; b++)
+		{
+			text	   *sb = in.kinds.kinds[b].service_id;
+			int			la = VARSIZE_ANY_EXHDR(sa),
+						lb = VARSIZE_ANY_EXHDR(sb);
+			int			c = memcmp(VARDATA_ANY(sb), VARDATA_ANY(sa), Min(la, lb));
+
+			if (c < 0 || (c == 0 && lb < la))
+				service_rank[a]++;
+		}
+	}
+	news = palloc_extended(Max(nids, 1) * sizeof(PstnNew), MCXT_ALLOC_HUGE);
+	nnew = 0;
+	for (size_t i = 0; i < nids; i++)
+	{
+		struct pg_tm tm;
+		fsec_t		fsec;
+
+		if (skip[i])
+			continue;
+		if (timestamp2tm(ids[i]->started_at, NULL, &tm, &fsec, NULL, NULL) != 0)
+			elog(ERROR, "timestamp out of range");
+		news[nnew].month = tm.tm_year * MONTHS_PER_YEAR + tm.tm_mon;
+		news[nnew].service = service_rank[ids[i]->kind];
+		news[nnew].started_at = ids[i]->started_at;
+		news[nnew].usage_id = usage_ids[i];
+		news[nnew].row = ids[i];
+		nnew++;
+	}
+	pstn_sort_new(news, nnew);
+
+	if (nnew > 0)
+	{
+		Oid			argtypes[6] = {TEXTOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		TIMESTAMPTZARRAYOID, INT4ARRAYOID};
+		Datum		args[6];
+		Datum	   *v5 = palloc_extended(nnew * sizeof(Datum), MCXT_ALLOC_HUGE);
+
+		for (size_t i = 0; i < nnew; i++)
+		{
+			PstnRow    *r = news[i].row;
+
+			v1[i] = Int64GetDatum(news[i].usage_id);
+			v2[i] = PointerGetDatum(in.kinds.kinds[r->kind].service_id);
+			v3[i] = PointerGetDatum(cstring_to_text_with_len(in.arena.data + r->user,
+															 r->user_len));
+			v4[i] = TimestampTzGetDatum(r->started_at);
+			v5[i] = Int32GetDatum(r->duration_s);
+		}
+		args[0] = customer;
+		args[1] = pstn_array_of(v1, NULL, (int) nnew, INT8OID);
+		args[2] = pstn_array_of(v2, NULL, (int) nnew, TEXTOID);
+		args[3] = pstn_array_of(v3, NULL, (int) nnew, TEXTOID);
+		args[4] = pstn_array_of(v4, NULL, (int) nnew, TIMESTAMPTZOID);
+		args[5] = pstn_array_of(v5, NULL, (int) nnew, INT4OID);
+		overage_spi_exec(&usage_plan,
+						 "INSERT INTO overage.usage"
+						 " (usage_id, customer_id, service_id, user_id, started_at, duration_s)"
+						 " OVERRIDING SYSTEM VALUE"
+						 " SELECT u.i, $1, u.s, u.us, u.st, u.d"
+						 "   FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+						 " pg_catalog.unnest($4), pg_catalog.unnest($5),"
+						 " pg_catalog.unnest($6)) AS u(i, s, us, st, d)",
+						 6, argtypes, args, NULL, 0);
+		if (SPI_processed != nnew)
+			elog(ERROR, "usage took " UINT64_FORMAT " calls of %zu", SPI_processed, nnew);
+	}
+	SPI_finish();
+
+	result[0] = Int64GetDatum((int64) in.nrows);
+	result[1] = Int64GetDatum((int64) nnew);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(resdesc, result, resnull)));
 }

@@ -172,7 +172,9 @@ INSERT INTO fuzz.call VALUES
 	('overage._customer_visible', ARRAY[$$'C1'$$], ARRAY['text']),
 	('overage._licence_visible', ARRAY[$$'C1'$$, format('%L', :'lic')], ARRAY['text', 'uuid']),
 	('overage._pstn_rows', ARRAY[$$'{"value": [{"id": "{00000000-0000-4000-8000-000000000001}", "userId": "u", "startDateTime": "2026-02-10T00:00:00.1234567+01:00", "duration": 60, "callType": "user_in"}]}'$$],
-		ARRAY['jsonb']);
+		ARRAY['jsonb']),
+	('overage._pstn_store', ARRAY[$$'C1'$$, $$'{"value": [{"id": "00000000-0000-4000-8000-000000000002", "userId": "u", "startDateTime": "2026-02-10T00:00:00Z", "duration": 60, "callType": "user_in"}]}'$$, 'true'],
+		ARRAY['text', 'jsonb', 'boolean']);
 
 -- the list above is checked against the catalog: every function of the
 -- extension that is not a trigger function is called
