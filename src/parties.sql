@@ -135,6 +135,22 @@ CREATE OR REPLACE TRIGGER license_quantity_no_truncate
 	BEFORE TRUNCATE ON @extschema@.license_quantity
 	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.history_guard();
 
+CREATE OR REPLACE FUNCTION @extschema@._party_delete_guard()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'party_delete_guard'
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION @extschema@._party_delete_guard() IS
+'Internal (1.2): BEFORE DELETE trigger on overage.customer and overage.service: one with calls in overage.usage is kept (23503), as a foreign key would keep it; takes usage in SHARE mode first (waits for the loads in flight, holds new ones off until the delete commits), so that loads in READ COMMITTED look their parties up without locking them';
+
+CREATE OR REPLACE TRIGGER customer_keep_calls
+	BEFORE DELETE ON @extschema@.customer
+	FOR EACH ROW EXECUTE FUNCTION @extschema@._party_delete_guard();
+CREATE OR REPLACE TRIGGER service_keep_calls
+	BEFORE DELETE ON @extschema@.service
+	FOR EACH ROW EXECUTE FUNCTION @extschema@._party_delete_guard();
+
 CREATE OR REPLACE FUNCTION @extschema@._provision(partner_id text, customer_id text,
 									   at timestamptz)
 RETURNS uuid

@@ -45,6 +45,7 @@
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -53,6 +54,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -65,6 +67,7 @@
 #include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(usage_ingest);
+PG_FUNCTION_INFO_V1(party_delete_guard);
 
 /* one (customer, service, month) of the statement */
 typedef struct UsageKey
@@ -316,14 +319,17 @@ report_missing(SPIPlanPtr *plan, const char *sql, const char *what,
 
 /*
  * check_parties
- *		Every customer and service exists, locked FOR KEY SHARE as a foreign
- *		key check would (so neither can be deleted before we commit), in one
- *		round trip; a second one only to name the missing id.
+ *		Every customer and service exists, in one round trip; a second one
+ *		only to name the missing id.  Neither can be deleted before we
+ *		commit: in READ COMMITTED because their deletes wait for the loads
+ *		(party_delete_guard), otherwise because the rows are locked FOR KEY
+ *		SHARE, as a foreign key check would.
  */
 static void
 check_parties(char **customers, int nc, char **services, int ns)
 {
 	static SPIPlanPtr lock_plan = NULL;
+	static SPIPlanPtr find_plan = NULL;
 	static SPIPlanPtr cust_missing = NULL;
 	static SPIPlanPtr svc_missing = NULL;
 	Oid			argtypes[2] = {TEXTARRAYOID, TEXTARRAYOID};
@@ -370,13 +376,41 @@ check_parties(char **customers, int nc, char **services, int ns)
 		if (SPI_execute_plan(cluster_plan, values, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "party check failed");
 	}
-	else
+	else if (IsolationUsesXactSnapshot())
+	{
+		/*
+		 * REPEATABLE READ or SERIALIZABLE: the statement reads an older
+		 * snapshot, which may still show a party deleted since; locking the
+		 * rows fails then (a serialization failure), as a foreign key check
+		 * would.
+		 */
 		overage_spi_exec(&lock_plan,
 						 "SELECT (SELECT count(*) FROM (SELECT 1 FROM overage.customer c"
 						 "  WHERE c.customer_id = ANY ($1) FOR KEY SHARE) l),"
 						 " (SELECT count(*) FROM (SELECT 1 FROM overage.service s"
 						 "  WHERE s.service_id = ANY ($2) FOR KEY SHARE) l)",
 						 2, argtypes, values, NULL, 1);
+	}
+	else
+	{
+		/*
+		 * READ COMMITTED: the rows are only looked up, not locked.  A party
+		 * cannot be deleted under us: its delete takes overage.usage in
+		 * SHARE mode first (party_delete_guard), so it waits for this
+		 * statement's transaction, then finds its calls and refuses; and a
+		 * delete that came first holds this statement off (its ROW
+		 * EXCLUSIVE lock on usage) until it commits, after which this fresh
+		 * snapshot no longer finds the party.  Locking the rows cost the
+		 * loads a WAL record per customer and, with several loaders at
+		 * once, a MultiXact per shared customer.
+		 */
+		overage_spi_exec(&find_plan,
+						 "SELECT (SELECT count(*) FROM overage.customer c"
+						 "  WHERE c.customer_id = ANY ($1)),"
+						 " (SELECT count(*) FROM overage.service s"
+						 "  WHERE s.service_id = ANY ($2))",
+						 2, argtypes, values, NULL, 1);
+	}
 	found_c = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										  SPI_tuptable->tupdesc, 1, &isnull));
 	found_s = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
@@ -638,4 +672,102 @@ usage_ingest(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * party_delete_guard
+ *		BEFORE DELETE row trigger of overage.customer and overage.service: a
+ *		customer or a service with calls in overage.usage is kept (23503),
+ *		as a foreign key from usage would keep it.  usage has no such key
+ *		(its hot path stays one index; usage_ingest checks the parties once
+ *		per statement).  Instead the delete takes usage in SHARE mode
+ *		first: it waits for every load in flight to end and holds new ones
+ *		off until the deleting transaction ends; then it looks for calls
+ *		with the latest snapshot, so that a REPEATABLE READ delete also
+ *		sees the loads that committed after its snapshot.  This is what
+ *		lets a READ COMMITTED load check its parties without locking their
+ *		rows.  On a Citus cluster the loads lock the rows (check_parties),
+ *		and this trigger, which fires on every placement of the reference
+ *		tables, does nothing.
+ */
+Datum
+party_delete_guard(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr customer_plan = NULL;
+	static SPIPlanPtr service_plan = NULL;
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	bool		is_customer;
+	const char *column;
+	int			attnum;
+	bool		isnull;
+	Datum		key;
+	Oid			argtypes[1] = {TEXTOID};
+	SPIPlanPtr	plan;
+	int			rc;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "party_delete_guard: not called by trigger manager");
+	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		elog(ERROR, "party_delete_guard: must be fired before each deleted row");
+	if (overage_is_distributed())
+		return PointerGetDatum(trigdata->tg_trigtuple);
+
+	rel = trigdata->tg_relation;
+	is_customer = strcmp(RelationGetRelationName(rel), "customer") == 0;
+	column = is_customer ? "customer_id" : "service_id";
+	attnum = SPI_fnumber(RelationGetDescr(rel), column);
+	if (attnum <= 0)
+		elog(ERROR, "party_delete_guard: %s has no column %s",
+			 RelationGetRelationName(rel), column);
+	key = heap_getattr(trigdata->tg_trigtuple, attnum, RelationGetDescr(rel), &isnull);
+
+	LockRelationOid(get_relname_relid("usage", RelationGetNamespace(rel)), ShareLock);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = is_customer ? customer_plan : service_plan;
+	if (plan == NULL)
+	{
+		/*
+		 * a customer: one probe of usage_rating per month that has calls
+		 * (each has a billing_month row, made by its first load, and its
+		 * figures in usage_month or usage_pending); a service is
+		 * not a leading column of any index of usage: a scan, stopped at
+		 * the first call (services are rarely deleted)
+		 */
+		plan = SPI_prepare(is_customer
+						   ? "SELECT 1 FROM (SELECT b.month FROM overage.billing_month b"
+						   "  UNION SELECT f.month FROM overage.usage_month f"
+						   "  UNION SELECT p.month FROM overage.usage_pending p) b"
+						   " WHERE EXISTS (SELECT 1 FROM overage.usage u"
+						   "  WHERE date_trunc('month', u.started_at AT TIME ZONE 'UTC') = b.month"
+						   "    AND u.customer_id = $1)"
+						   " LIMIT 1"
+						   : "SELECT 1 FROM overage.usage u WHERE u.service_id = $1 LIMIT 1",
+						   1, argtypes);
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "party_delete_guard: could not prepare its query");
+		if (is_customer)
+			customer_plan = plan;
+		else
+			service_plan = plan;
+	}
+	rc = SPI_execute_snapshot(plan, &key, isnull ? "n" : NULL,
+							  GetLatestSnapshot(), InvalidSnapshot, true, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "party_delete_guard: its query failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("%s \"%s\" has calls in overage.usage",
+						is_customer ? "customer" : "service",
+						isnull ? "" : TextDatumGetCString(key)),
+				 errdetail("Calls are billing records: a %s with calls is kept.",
+						   is_customer ? "customer" : "service"),
+				 errhint("Nothing was deleted.")));
+	SPI_finish();
+	return PointerGetDatum(trigdata->tg_trigtuple);
 }
