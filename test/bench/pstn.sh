@@ -69,5 +69,7 @@ echo "rows: $N; server $(psql -d bench_pstn -c 'SHOW server_version'), $(nproc) 
 echo "bulk INSERT into overage.usage (typed rows)   ${b} ms   (rounds: ${bulk[*]})"
 echo "ingest_pstn_calls, first load                ${f} ms   (rounds: ${first[*]})  throughput vs bulk INSERT: $(echo "scale=2; $b / $f" | bc -l)x (target >= 0.5)"
 echo "ingest_pstn_calls, same response again       ${a} ms   (rounds: ${again[*]})  cost vs first load: $(echo "scale=2; $a / $f" | bc -l)x (target <= 1)"
+per=(); for i in "${!bulk[@]}"; do per+=("$(echo "scale=2; ${bulk[$i]} / ${first[$i]}" | bc -l)"); done
+echo "ratio round by round (bulk INSERT / first load, same round): ${per[*]}; median $(printf '%s\n' "${per[@]}" | sort -n | sed -n "$(( (${#per[@]} + 1) / 2 ))p")"
 echo "after the two loads: $check"
 dropdb bench_bulk; dropdb bench_pstn
