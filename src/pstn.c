@@ -933,7 +933,7 @@ overage_pstn_store(PG_FUNCTION_ARGS)
 	}
 	skip = palloc0(Max(nids, 1));
 	usage_ids = palloc_extended(Max(nids, 1) * sizeof(int64), MCXT_ALLOC_HUGE);
-	v1 = palloc_extended(Max(nids, 1) * sizeof(Datum), MCXT_ALLOC_HUGE);
+	v1 = palloc_extended(Max(nids, 3) * sizeof(Datum), MCXT_ALLOC_HUGE);	/* 3: the probe */
 	v2 = palloc_extended(Max(nids, 1) * sizeof(Datum), MCXT_ALLOC_HUGE);
 	v3 = palloc_extended(Max(nids, 1) * sizeof(Datum), MCXT_ALLOC_HUGE);
 	v4 = palloc_extended(Max(nids, 1) * sizeof(Datum), MCXT_ALLOC_HUGE);
