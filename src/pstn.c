@@ -866,6 +866,23 @@ pstn_find(PstnRow **ids, size_t n, pg_uuid_t *u)
 	return hit ? hit - ids : -1;
 }
 
+/* marks[k] for each id of the last SPI result (its first column) */
+static void
+pstn_mark_result(PstnRow **ids, size_t nids, bool *marks)
+{
+	for (uint64 j = 0; j < SPI_processed; j++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc,
+									  1, &isnull);
+		ssize_t		k = pstn_find(ids, nids, DatumGetUUIDP(d));
+
+		if (k < 0)
+			elog(ERROR, "pstn_call gave an id the response does not hold");
+		marks[k] = true;
+	}
+}
+
 /*
  * overage_pstn_store
  *		_pstn_store(customer_id text, calls jsonb, retry boolean,
@@ -973,16 +990,7 @@ overage_pstn_store(PG_FUNCTION_ARGS)
 						 "SELECT p.call_id FROM overage.pstn_call p"
 						 " WHERE p.call_id = ANY ($1)",
 						 1, argtypes, args, NULL, 0);
-		for (uint64 j = 0; j < SPI_processed; j++)
-		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc,
-										  1, &isnull);
-			ssize_t		k = pstn_find(ids, nids, DatumGetUUIDP(d));
-
-			if (k >= 0)
-				skip[k] = true;
-		}
+		pstn_mark_result(ids, nids, skip);
 	}
 
 	/* usage_ids, in Graph id order, for the ids to insert */
@@ -1037,17 +1045,7 @@ overage_pstn_store(PG_FUNCTION_ARGS)
 							 PSTN_INSERT " ON CONFLICT ON CONSTRAINT pstn_call_pkey DO NOTHING"
 							 " RETURNING call_id",
 							 5, argtypes, args, NULL, 0);
-			for (uint64 j = 0; j < SPI_processed; j++)
-			{
-				bool		isnull;
-				Datum		d = SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc,
-											  1, &isnull);
-				ssize_t		k = pstn_find(ids, nids, DatumGetUUIDP(d));
-
-				if (k < 0)
-					elog(ERROR, "pstn_call returned an id the response does not hold");
-				stored[k] = true;
-			}
+			pstn_mark_result(ids, nids, stored);
 			for (size_t i = 0; i < nids; i++)
 				skip[i] = !stored[i];
 		}
