@@ -224,7 +224,18 @@ SELECT overage._raise_alerts('2026-03-01', '{pool}', '{B}', '{c1}', '{intl}',
 	'{80}', '{960}', '{1200}', '{2026-04-02 00:00+00}') AS april;
 -- nothing stored for an empty list
 SELECT overage._raise_alerts('2026-03-01', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}') AS none;
--- (an alert skipped takes an alert_id all the same: 5 to 8, 10, 11 are gaps)
+-- known_new (the rating's pool alerts of groups never rated): inserted
+-- plainly; one of them stored after all (c1/dom 80 % of March) sends the
+-- whole call down the ON CONFLICT path, which skips it and stores the
+-- others, each once
+SELECT overage._raise_alerts('2026-03-01', '{pool,pool}', '{C,C}', '{c3,c3}', '{dom,dom}',
+	'{80,100}', '{48,60}', '{60,60}', '{2026-03-22 00:00+00,2026-03-23 00:00+00}',
+	known_new => '{t,t}') AS fresh_group,
+	   overage._raise_alerts('2026-03-01', '{pool,pool}', '{A,C}', '{c1,c4}', '{dom,dom}',
+	'{80,80}', '{960,48}', '{1200,60}', '{2026-03-05 10:00+00,2026-03-24 00:00+00}',
+	known_new => '{t,t}') AS one_was_stored;
+-- (an alert skipped takes an alert_id all the same: 5 to 8, 10, 11 and the
+-- known_new attempt undone are gaps)
 SELECT alert_id, month, kind, partner_id, customer_id, service_id, threshold, value, crossed_at
   FROM overage.alert ORDER BY alert_id;
 

@@ -1174,9 +1174,11 @@ raise_pool_alerts(LiveRun *run)
 	int64	   *inc = palloc(sizeof(int64) * cap);
 	int64	   *pool = palloc(sizeof(int64) * cap);
 	TimestampTz *at = palloc(sizeof(TimestampTz) * cap);
-	Oid			types[9] = {DATEOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-		TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID};
-	Datum		values[9];
+	bool	   *known_new = palloc(sizeof(bool) * cap);
+	Oid			types[10] = {DATEOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
+	BOOLARRAYOID};
+	Datum		values[10];
 	bool		isnull;
 
 	hash_seq_init(&seq, run->set->groups);
@@ -1192,6 +1194,7 @@ raise_pool_alerts(LiveRun *run)
 				inc = repalloc(inc, sizeof(int64) * cap);
 				pool = repalloc(pool, sizeof(int64) * cap);
 				at = repalloc(at, sizeof(TimestampTz) * cap);
+				known_new = repalloc(known_new, sizeof(bool) * cap);
 			}
 			kind = lappend(kind, "pool");
 			partner = lappend(partner, c->partner);
@@ -1201,6 +1204,13 @@ raise_pool_alerts(LiveRun *run)
 			inc[n] = c->included;
 			pool[n] = c->pool;
 			at[n] = c->at;
+
+			/*
+			 * a group without a stored rated state has never been rated,
+			 * so none of its alerts is stored: ratings take turns (the
+			 * advisory lock) and store a group's alerts with its state
+			 */
+			known_new[n] = !g->rated;
 			n++;
 		}
 	if (n == 0)
@@ -1214,14 +1224,15 @@ raise_pool_alerts(LiveRun *run)
 	values[6] = int8_array(inc, n);
 	values[7] = int8_array(pool, n);
 	values[8] = time_array(at, n);
+	values[9] = bool_array(known_new, n);
 	overage_spi_exec(&plan,
 					 "SELECT overage._raise_alerts($1, $2, $3, $4, $5, $6::numeric[],"
 					 " (SELECT array_agg(round(v / 60.0, 6) ORDER BY o)"
 					 "   FROM unnest($7::int8[]) WITH ORDINALITY AS x(v, o)),"
 					 " (SELECT array_agg(round(v / 60.0, 6) ORDER BY o)"
 					 "   FROM unnest($8::int8[]) WITH ORDINALITY AS x(v, o)),"
-					 " $9)",
-					 9, types, values, NULL, 0);
+					 " $9, $10)",
+					 10, types, values, NULL, 0);
 	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 									   1, &isnull));
 }
