@@ -12,4 +12,7 @@
 extern bool overage_is_distributed(void);
 extern char *overage_local_placement(const char *relname);
 
+struct OverageRelMap;
+extern struct OverageRelMap *overage_shard_relations(Oid shard);
+
 #endif							/* OVERAGE_CITUS_H */

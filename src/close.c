@@ -20,6 +20,12 @@
  * The SQL side (preview_month) turns seconds into quantity and money;
  * close_month writes those lines.
  *
+ * On a Citus cluster the same computation runs per shard on the workers
+ * (_rate_shard, README "Scaling out"): the statements name the shard's
+ * co-located tables and the node's placements of the reference tables
+ * (a relation map, spi_util.c), so each worker rates its own customers;
+ * the coordinator gathers the lines (_rate_month_shards, src/rating.sql).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -37,12 +43,14 @@
 #include "utils/tuplestore.h"
 
 #include "overage.h"
+#include "citus.h"
 #include "month.h"
 #include "rating.h"
 #include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(rate_month);
 PG_FUNCTION_INFO_V1(rate_month_fresh);
+PG_FUNCTION_INFO_V1(rate_shard);
 
 /*
  * the lines of a finished group: one per (holder subscription, reseller,
@@ -102,12 +110,12 @@ emit_group(ReturnSetInfo *rsinfo, RatingSet *set, RateGroup *g)
  * serves the 1.0/1.1 declaration of five columns (no price, no reseller)
  * until ALTER EXTENSION UPDATE.  Only groups with overage give lines.
  */
-static Datum rate_month_lines(FunctionCallInfo fcinfo, bool fresh);
+static Datum rate_month_lines(FunctionCallInfo fcinfo, bool fresh, Oid shard);
 
 Datum
 rate_month(PG_FUNCTION_ARGS)
 {
-	return rate_month_lines(fcinfo, false);
+	return rate_month_lines(fcinfo, false, InvalidOid);
 }
 
 /*
@@ -118,11 +126,29 @@ rate_month(PG_FUNCTION_ARGS)
 Datum
 rate_month_fresh(PG_FUNCTION_ARGS)
 {
-	return rate_month_lines(fcinfo, true);
+	return rate_month_lines(fcinfo, true, InvalidOid);
+}
+
+/*
+ * rate_shard(month date, shard regclass): the lines of _rate_month for the
+ * customers of one shard, rated on the node that holds it, from its
+ * co-located tables: shard is the local placement of overage.usage
+ * (run_command_on_shards names it).  Only on a distributed cluster; live
+ * rating is off there, so every group is rated from its calls.
+ */
+Datum
+rate_shard(PG_FUNCTION_ARGS)
+{
+	if (!overage_is_distributed())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("overage is not distributed in this database"),
+				 errhint("_rate_shard rates a shard of a Citus cluster after overage.distribute(); on one node use preview_month.")));
+	return rate_month_lines(fcinfo, false, PG_GETARG_OID(1));
 }
 
 static Datum
-rate_month_lines(FunctionCallInfo fcinfo, bool fresh)
+rate_month_lines(FunctionCallInfo fcinfo, bool fresh, Oid shard)
 {
 	DateADT		month = PG_GETARG_DATEADT(0);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
@@ -146,11 +172,23 @@ rate_month_lines(FunctionCallInfo fcinfo, bool fresh)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	run.set = rating_set_create(CurrentMemoryContext);
-	/* the prices, unless called by 1.1's SQL (five columns, no prices) */
-	if (rsinfo->setDesc->natts >= 7)
-		rating_load_prices(run.set, run.mstart, run.mend, run.month);
-	live_read(&run);
+	if (OidIsValid(shard))
+		overage_spi_map(overage_shard_relations(shard));
+	PG_TRY();
+	{
+		run.set = rating_set_create(CurrentMemoryContext);
+		/* the prices, unless called by 1.1's SQL (five columns, no prices) */
+		if (rsinfo->setDesc->natts >= 7)
+			rating_load_prices(run.set, run.mstart, run.mend, run.month);
+		live_read(&run);
+	}
+	PG_CATCH();
+	{
+		overage_spi_map(NULL);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	overage_spi_map(NULL);
 
 	hash_seq_init(&seq, run.set->groups);
 	while ((g = (RateGroup *) hash_seq_search(&seq)) != NULL)

@@ -709,20 +709,6 @@ stream_calls(LiveRun *run, SPIPlanPtr plan, int nparams, Datum *values,
 		elog(ERROR, "live rating: calls query failed: %s", SPI_result_code_string(rc));
 }
 
-static SPIPlanPtr
-keep_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
-{
-	if (*cache == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
-
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "live rating: cannot prepare \"%s\"", sql);
-		*cache = plan;
-	}
-	return *cache;
-}
-
 /* every call of the month, in rating order ($1: the month start as a
  * timestamp without time zone, as in the index) */
 static void
@@ -731,8 +717,9 @@ scan_month(LiveRun *run)
 	static SPIPlanPtr plan = NULL;
 	Oid			types[1] = {TIMESTAMPOID};
 	Datum		values[1];
+	SPIPlanPtr	p;
 
-	keep_plan(&plan,
+	p = overage_spi_prepare(&plan,
 			  "SELECT u.customer_id, u.service_id, u.started_at, u.duration_s"
 			  " FROM overage.usage u"
 			  " WHERE date_trunc('month', u.started_at AT TIME ZONE 'UTC') = $1"
@@ -740,7 +727,7 @@ scan_month(LiveRun *run)
 			  " u.customer_id, u.service_id, u.started_at, u.usage_id",
 			  1, types);
 	values[0] = TimestampGetDatum((Timestamp) run->mstart);
-	stream_calls(run, plan, 1, values, types);
+	stream_calls(run, p, 1, values, types);
 }
 
 /* the calls of one group starting in [from, to) */
@@ -750,8 +737,9 @@ scan_group(LiveRun *run, RateGroup *g, TimestampTz from, TimestampTz to)
 	static SPIPlanPtr plan = NULL;
 	Oid			types[5] = {TIMESTAMPOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Datum		values[5];
+	SPIPlanPtr	p;
 
-	keep_plan(&plan,
+	p = overage_spi_prepare(&plan,
 			  "SELECT u.customer_id, u.service_id, u.started_at, u.duration_s"
 			  " FROM overage.usage u"
 			  " WHERE date_trunc('month', u.started_at AT TIME ZONE 'UTC') = $1"
@@ -764,7 +752,7 @@ scan_group(LiveRun *run, RateGroup *g, TimestampTz from, TimestampTz to)
 	values[2] = CStringGetTextDatum(g->service);
 	values[3] = TimestampTzGetDatum(from);
 	values[4] = TimestampTzGetDatum(to);
-	stream_calls(run, plan, 5, values, types);
+	stream_calls(run, p, 5, values, types);
 }
 
 /*

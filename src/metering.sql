@@ -234,7 +234,69 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@._rate_status(text, text, timestamptz) IS
 'Internal: pool_status in seconds (included seconds = used_s - overage_s)';
 
-CREATE OR REPLACE FUNCTION @extschema@._month_lines(month date)
+/*
+ * On a Citus cluster the month is rated per shard, on the workers
+ * (README "Scaling out"): every shard's node rates the customers of the
+ * shard from its co-located tables (_rate_shard), all shards at once
+ * (run_command_on_shards runs the commands in parallel, each on a
+ * connection of its own), and the coordinator gathers the lines.  Those
+ * connections read what is committed: the callers use it only when their
+ * transaction has written nothing before (else _rate_month, through the
+ * coordinator, sees the transaction's own writes).
+ */
+CREATE OR REPLACE FUNCTION @extschema@._rate_shard(month date, shard regclass)
+RETURNS TABLE(customer_id text, service_id text, partner_id text,
+			  subscription_id uuid, overage_seconds bigint,
+			  unit_price numeric, currency text, reseller_id text)
+AS 'MODULE_PATHNAME', 'rate_shard'
+LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION @extschema@._rate_shard(date, regclass) IS
+'Internal, on a Citus cluster: the lines of _rate_month for the customers of one shard, rated on its node from the shard''s co-located tables; shard is the node''s placement of overage.usage (as run_command_on_shards names it)';
+
+CREATE OR REPLACE FUNCTION @extschema@._rate_month_shards(month date)
+RETURNS TABLE(customer_id text, service_id text, partner_id text,
+			  subscription_id uuid, overage_seconds bigint,
+			  unit_price numeric, currency text, reseller_id text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r	record;
+BEGIN
+	IF NOT @extschema@._distributed() THEN
+		RAISE EXCEPTION 'overage is not distributed in this database'
+			USING ERRCODE = 'feature_not_supported',
+				  HINT = 'On one node the month is rated by preview_month and close_month.';
+	END IF;
+	FOR r IN
+		SELECT s.shardid, s.success, s.result
+		  FROM pg_catalog.run_command_on_shards('@extschema@.usage',
+				pg_catalog.format('SELECT coalesce(pg_catalog.json_agg(l), ''[]'')'
+								  ' FROM @extschema@._rate_shard(%L, %%L) l',
+								  _rate_month_shards.month)) s
+	LOOP
+		IF NOT r.success THEN
+			RAISE EXCEPTION 'the rating of shard % of overage.usage failed', r.shardid
+				USING ERRCODE = CASE WHEN r.result ~* 'connect' THEN 'connection_failure'
+									 ELSE 'internal_error' END,
+					  DETAIL = r.result,
+					  HINT = 'Nothing was written.  Check the node that holds the shard, then run it again.';
+		END IF;
+		RETURN QUERY
+			SELECT * FROM pg_catalog.json_to_recordset(r.result::json)
+				AS x(customer_id text, service_id text, partner_id text,
+					 subscription_id uuid, overage_seconds bigint,
+					 unit_price numeric, currency text, reseller_id text);
+	END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@._rate_month_shards(date) IS
+'Internal, on a Citus cluster: the lines of _rate_month, every shard rated on its node by _rate_shard, all at once (run_command_on_shards), gathered here. Reads what is committed';
+
+CREATE OR REPLACE FUNCTION @extschema@._month_lines(month date, on_shards boolean DEFAULT false)
 RETURNS SETOF @extschema@.charge
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
@@ -246,13 +308,15 @@ AS $$
 		   round(r.overage_seconds * r.unit_price / 60, 2)::numeric(18,2),
 		   r.currency, r.reseller_id
 	  FROM (SELECT date_trunc('month', _month_lines.month::timestamp)::date) AS m(m),
-		   LATERAL @extschema@._rate_month(m.m) r
+		   LATERAL (SELECT * FROM @extschema@._rate_month(m.m) WHERE NOT _month_lines.on_shards
+					UNION ALL
+					SELECT * FROM @extschema@._rate_month_shards(m.m) WHERE _month_lines.on_shards) r
 	 ORDER BY r.customer_id, r.service_id, r.partner_id NULLS LAST,
 			  r.subscription_id, r.reseller_id NULLS FIRST, r.unit_price, r.currency
 $$;
 
-COMMENT ON FUNCTION @extschema@._month_lines(date) IS
-'Internal: the charge lines of the calendar month (UTC) of the date, computed from the current data (rated states and the calls not rated yet); behind preview_month';
+COMMENT ON FUNCTION @extschema@._month_lines(date, boolean) IS
+'Internal: the charge lines of the calendar month (UTC) of the date, computed from the current data (rated states and the calls not rated yet); on_shards: on a Citus cluster, rated per shard on the workers (_rate_month_shards); behind preview_month and close_month';
 
 CREATE OR REPLACE FUNCTION @extschema@.pool_status(customer_id text, service_id text,
 												   at timestamptz DEFAULT pg_catalog.now())
@@ -295,10 +359,18 @@ RETURNS SETOF @extschema@.charge
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	on_shards	boolean := false;
 BEGIN
+	IF @extschema@._distributed() THEN
+		-- per shard on the workers, unless this transaction wrote before
+		-- (close_month)
+		on_shards := pg_catalog.pg_current_xact_id_if_assigned() IS NULL
+			AND (pg_catalog.get_current_transaction_id()).transaction_number = 0;
+	END IF;
 	PERFORM @extschema@._authorize('operate', NULL);
 	PERFORM @extschema@._require('month', preview_month.month);
-	RETURN QUERY SELECT * FROM @extschema@._month_lines(preview_month.month);
+	RETURN QUERY SELECT * FROM @extschema@._month_lines(preview_month.month, on_shards);
 END
 $$;
 
@@ -315,7 +387,18 @@ DECLARE
 	m		date;
 	closed	timestamptz;
 	n		integer;
+	on_shards boolean := false;
 BEGIN
+	IF @extschema@._distributed() THEN
+		/*
+		 * On a Citus cluster the month is rated per shard on the workers,
+		 * on connections of their own that read what is committed: only
+		 * when this transaction has written nothing yet, here or on a
+		 * worker (else on the coordinator, through Citus, which sees it).
+		 */
+		on_shards := pg_catalog.pg_current_xact_id_if_assigned() IS NULL
+			AND (pg_catalog.get_current_transaction_id()).transaction_number = 0;
+	END IF;
 	PERFORM @extschema@._authorize('operate', NULL);
 	PERFORM @extschema@._require('month', close_month.month);
 	m := date_trunc('month', close_month.month::timestamp)::date;
@@ -362,10 +445,12 @@ BEGIN
 	IF @extschema@._distributed() THEN
 		/*
 		 * No live rating on a cluster (README "Scaling out"): the month is
-		 * rated from its calls, as preview_month does.
+		 * rated from its calls, as preview_month does.  The lock above
+		 * made every ingest of the month commit or wait, so what the
+		 * shards' connections read is the month this transaction closes.
 		 */
 		INSERT INTO @extschema@.charge
-		SELECT * FROM @extschema@._month_lines(m);
+		SELECT * FROM @extschema@._month_lines(m, on_shards);
 		GET DIAGNOSTICS n = ROW_COUNT;
 		UPDATE @extschema@.billing_month b
 		   SET closed_at = now(), closed_by = @extschema@._caller(), lines = n

@@ -9,6 +9,12 @@
  * statement names the extension's schema, so a caller's search_path cannot
  * change what a cached statement means.
  *
+ * On a Citus worker, the rating of one shard (overage._rate_shard, shard.c)
+ * runs the same statements against the shard's co-located tables: while a
+ * relation map is set (overage_spi_map), every "overage.<table>" the map
+ * names is rewritten to its shard, and the plan is prepared for that call
+ * only, never cached.  Without a map nothing changes (one pointer test).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -16,6 +22,7 @@
 #include "executor/spi.h"
 #include "catalog/namespace.h"
 #include "funcapi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/tuplestore.h"
 #include "utils/builtins.h"
@@ -29,6 +36,109 @@
 
 /* the snapshot every statement runs with, while pinned */
 static Snapshot pinned_snapshot = NULL;
+
+/* the relation map of overage_spi_map, NULL when none is set */
+static const OverageRelMap *rel_map = NULL;
+
+/*
+ * overage_spi_map
+ *		Set (or, with NULL, clear) the relation map: the statements run
+ *		through overage_spi_exec and overage_spi_prepare name map's
+ *		relations instead of the extension's tables.  The caller clears it
+ *		on error too (PG_FINALLY).
+ */
+void
+overage_spi_map(const OverageRelMap *map)
+{
+	rel_map = map;
+}
+
+bool
+overage_spi_mapped(void)
+{
+	return rel_map != NULL;
+}
+
+static inline bool
+ident_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		(c >= '0' && c <= '9') || c == '_' || c == '$';
+}
+
+/*
+ * map_sql
+ *		sql with every "overage.<table>" of the relation map replaced by its
+ *		relation: a whole name only ("overage.usage" is not a prefix of
+ *		"overage.usage_month").
+ */
+static char *
+map_sql(const char *sql)
+{
+	StringInfoData buf;
+	const char *p = sql;
+
+	initStringInfo(&buf);
+	while (*p)
+	{
+		bool		done = false;
+
+		if (strncmp(p, "overage.", 8) == 0 && (p == sql || !ident_char(p[-1])))
+		{
+			for (int i = 0; i < rel_map->n; i++)
+			{
+				size_t		len = strlen(rel_map->from[i]);
+
+				if (strncmp(p + 8, rel_map->from[i], len) == 0 &&
+					!ident_char(p[8 + len]))
+				{
+					appendStringInfoString(&buf, rel_map->to[i]);
+					p += 8 + len;
+					done = true;
+					break;
+				}
+			}
+		}
+		if (!done)
+			appendStringInfoChar(&buf, *p++);
+	}
+	return buf.data;
+}
+
+/*
+ * overage_spi_prepare
+ *		A plan of sql, cached in *cache (prepared on first use and kept), or
+ *		while a relation map is set, of the mapped statement, for this SPI
+ *		connection only.
+ */
+SPIPlanPtr
+overage_spi_prepare(SPIPlanPtr *cache, const char *sql, int nargs,
+					Oid *argtypes)
+{
+	SPIPlanPtr	plan;
+
+	if (rel_map != NULL)
+	{
+		char	   *mapped = map_sql(sql);
+
+		plan = SPI_prepare(mapped, nargs, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+				 mapped, SPI_result_code_string(SPI_result));
+		return plan;
+	}
+	if (*cache == NULL)
+	{
+		plan = SPI_prepare(sql, nargs, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+				 sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*cache = plan;
+	}
+	return *cache;
+}
 
 /*
  * overage_spi_pin / overage_spi_unpin
@@ -80,25 +190,14 @@ overage_spi_exec(SPIPlanPtr *cache, const char *sql, int nargs,
 				 Oid *argtypes, Datum *values, const char *nulls,
 				 long count)
 {
+	SPIPlanPtr	plan = overage_spi_prepare(cache, sql, nargs, argtypes);
 	int			rc;
 
-	if (*cache == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
-				 sql, SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		*cache = plan;
-	}
-
 	if (pinned_snapshot != NULL)
-		rc = SPI_execute_snapshot(*cache, values, nulls, pinned_snapshot,
+		rc = SPI_execute_snapshot(plan, values, nulls, pinned_snapshot,
 								  InvalidSnapshot, false, true, count);
 	else
-		rc = SPI_execute_plan(*cache, values, nulls, false, count);
+		rc = SPI_execute_plan(plan, values, nulls, false, count);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
 			 sql, SPI_result_code_string(rc));

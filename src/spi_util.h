@@ -12,6 +12,19 @@
 #include "fmgr.h"
 #include "executor/spi.h"
 
+/* the relations a statement names instead of the extension's tables:
+ * "overage.<from[i]>" becomes to[i] (a qualified, quoted name) */
+typedef struct OverageRelMap
+{
+	int			n;
+	const char **from;
+	const char **to;
+} OverageRelMap;
+
+extern void overage_spi_map(const OverageRelMap *map);
+extern bool overage_spi_mapped(void);
+extern SPIPlanPtr overage_spi_prepare(SPIPlanPtr *cache, const char *sql,
+									  int nargs, Oid *argtypes);
 extern int	overage_spi_exec(SPIPlanPtr *cache, const char *sql, int nargs,
 							 Oid *argtypes, Datum *values, const char *nulls,
 							 long count);

@@ -205,6 +205,41 @@ done
 [ $rls_ok = 1 ] && pass "row-level security through the coordinator: 2 agents x 8 tables see exactly their partner's rows (none sees all, none sees nothing)"
 
 # --- 6. kill -9 of a worker during close_month -----------------------------
+# the month rated per shard on the workers (_rate_month_shards) gives the
+# lines of the rating on the coordinator (_rate_month through Citus); a
+# transaction that wrote before preview_month or close_month is rated on
+# the coordinator, which sees its writes
+out=$(q -d overage_citus 2>&1 <<'SQL'
+INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s)
+SELECT 'c' || (1 + i % 12), 'dom', 'u', '2026-05-01'::timestamptz + i * interval '1 minute', 60 + i % 900
+  FROM generate_series(1, 6000) i;
+SELECT count(*) FROM overage._month_lines('2026-05-01', true);
+SELECT count(*) FROM ((SELECT * FROM overage._month_lines('2026-05-01', true)
+					   EXCEPT ALL SELECT * FROM overage._month_lines('2026-05-01', false))
+			UNION ALL (SELECT * FROM overage._month_lines('2026-05-01', false)
+					   EXCEPT ALL SELECT * FROM overage._month_lines('2026-05-01', true))) d;
+SELECT sum(overage_seconds) FROM overage.preview_month('2026-05-01');
+BEGIN;
+INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s)
+VALUES ('c1', 'dom', 'u', '2026-05-31 12:00+00', 3600);
+CREATE TEMP TABLE in_xact AS SELECT * FROM overage.preview_month('2026-05-01');
+SELECT sum(overage_seconds) FROM in_xact;
+SELECT overage.close_month('2026-05-01');
+COMMIT;
+SELECT count(*) FROM ((SELECT * FROM overage.charge WHERE month = '2026-05-01' EXCEPT ALL SELECT * FROM in_xact)
+			UNION ALL (SELECT * FROM in_xact EXCEPT ALL SELECT * FROM overage.charge WHERE month = '2026-05-01')) d;
+SELECT count(*) FROM ((SELECT * FROM overage.preview_month('2026-05-01') EXCEPT ALL SELECT * FROM in_xact)
+			UNION ALL (SELECT * FROM in_xact EXCEPT ALL SELECT * FROM overage.preview_month('2026-05-01'))) d;
+SQL
+)
+set -- $out
+if [ $# = 7 ] && [ "$1" -gt 0 ] 2>/dev/null && [ "$2" = 0 ] && [ "$4" -gt "$3" ] 2>/dev/null \
+	&& [ "$5" -gt 0 ] 2>/dev/null && [ "$6" = 0 ] && [ "$7" = 0 ]; then
+	pass "the month rated per shard on the workers: the $1 lines of the rating on the coordinator; in a transaction that wrote first, preview_month and close_month see its call"
+else
+	fail "the month rated per shard: $(echo $out | cut -c1-600)"
+fi
+
 out=$(q -d overage_citus 2>&1 <<'SQL'
 INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s)
 SELECT 'c' || (1 + i % 12), 'dom', 'u', '2026-04-01'::timestamptz + i * interval '1 second', 60 + i % 600

@@ -143,6 +143,8 @@ INSERT INTO fuzz.call VALUES
 	('overage._month_lines', ARRAY[$$'2026-02-01'$$], ARRAY['date']),
 	('overage._rate_month', ARRAY[$$'2026-02-01'$$], ARRAY['date']),
 	('overage._rate_month_fresh', ARRAY[$$'2026-02-01'$$], ARRAY['date']),
+	('overage._rate_shard', ARRAY[$$'2026-02-01'$$, $$'overage.usage'$$], ARRAY['date', 'regclass']),
+	('overage._rate_month_shards', ARRAY[$$'2026-02-01'$$], ARRAY['date']),
 	('overage.rate_pending', ARRAY[]::text[], ARRAY[]::text[]),
 	('overage._rate_pending', ARRAY[$$'2026-02-01'$$], ARRAY['date']),
 	('overage.rating_status', ARRAY[]::text[], ARRAY[]::text[]),
