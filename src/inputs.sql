@@ -359,11 +359,71 @@ DECLARE
 	total	bigint;
 	n		bigint;
 	pkey	text;
+	batch	jsonb;
+	cids	uuid[];
+	known	uuid[];
+	uids	bigint[];
+	ids		bigint[];
 BEGIN
 	PERFORM @extschema@._require('customer_id', ingest_pstn_calls.customer_id);
 	PERFORM @extschema@._authorize('operate', NULL);
 	PERFORM @extschema@._require('calls', ingest_pstn_calls.calls);
 	PERFORM @extschema@._require_exists('customer', ingest_pstn_calls.customer_id);
+
+	IF @extschema@._distributed() THEN
+		/*
+		 * On a Citus cluster (README "Scaling out") the statement below is
+		 * refused (a correlated sub-SELECT beside CTEs): the same in steps
+		 * Citus plans, all of the customer's rows on its shard.  The
+		 * response is read once; the ids it has that the customer's shard
+		 * of pstn_call holds already are looked up there; the others get
+		 * their usage_id here and go into pstn_call with ON CONFLICT DO
+		 * NOTHING (a concurrent load of the same ids: its rows win, ours
+		 * are duplicates); the calls whose id went in go into usage.  The
+		 * key is (customer_id, call_id) there: an id loaded for another
+		 * customer is not a duplicate.
+		 */
+		SELECT coalesce(sum(r.copies), 0),
+			   coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(r) ORDER BY r.call_id), '[]'),
+			   coalesce(pg_catalog.array_agg(r.call_id), '{}')
+		  INTO total, batch, cids
+		  FROM @extschema@._pstn_rows(calls) r;
+		SELECT pg_catalog.array_agg(p.call_id) INTO known
+		  FROM @extschema@.pstn_call p
+		 WHERE p.customer_id = ingest_pstn_calls.customer_id AND p.call_id = ANY (cids);
+		SELECT coalesce(pg_catalog.jsonb_agg(x || pg_catalog.jsonb_build_object('usage_id',
+					pg_catalog.nextval('@extschema@.usage_usage_id_seq'::regclass)) ORDER BY o), '[]')
+		  INTO batch
+		  FROM pg_catalog.jsonb_array_elements(batch) WITH ORDINALITY AS e(x, o)
+		 WHERE NOT (x->>'call_id')::uuid = ANY (coalesce(known, '{}'));
+		-- the inserts one-shot (EXECUTE): Citus plans no INSERT ... SELECT
+		-- with parameters, which this function's generic plans have
+		EXECUTE 'INSERT INTO @extschema@.pstn_call (call_id, usage_id, customer_id, call_type,'
+				'										   destination_context)'
+				' SELECT f.call_id, f.usage_id, $1, f.call_type, f.destination_context'
+				'   FROM pg_catalog.jsonb_to_recordset($2)'
+				'	 AS f(call_id uuid, usage_id bigint, call_type text, destination_context text)'
+				' ON CONFLICT ON CONSTRAINT pstn_call_pkey DO NOTHING'
+			USING ingest_pstn_calls.customer_id, batch;
+		-- the rows that went in: those whose usage_id pstn_call now holds
+		SELECT coalesce(pg_catalog.array_agg((x->>'usage_id')::bigint), '{}') INTO uids
+		  FROM pg_catalog.jsonb_array_elements(batch) x;
+		SELECT pg_catalog.array_agg(p.usage_id) INTO ids
+		  FROM @extschema@.pstn_call p
+		 WHERE p.customer_id = ingest_pstn_calls.customer_id AND p.usage_id = ANY (uids);
+		EXECUTE 'INSERT INTO @extschema@.usage'
+				'	(usage_id, customer_id, service_id, user_id, started_at, duration_s)'
+				'	OVERRIDING SYSTEM VALUE'
+				' SELECT f.usage_id, $1, f.service_id, f.user_id, f.started_at, f.duration_s'
+				'   FROM pg_catalog.jsonb_to_recordset($2)'
+				'	 AS f(usage_id bigint, service_id text, user_id text, started_at timestamptz,'
+				'		  duration_s integer)'
+				'  WHERE f.usage_id = ANY ($3)'
+			USING ingest_pstn_calls.customer_id, batch, coalesce(ids, '{}');
+		n := coalesce(pg_catalog.cardinality(ids), 0);
+		RETURN QUERY SELECT n, total - n;
+		RETURN;
+	END IF;
 
 	/*
 	 * One pass over the response, in C (_pstn_store, src/pstn.c): it reads

@@ -205,6 +205,39 @@ done
 [ $rls_ok = 1 ] && pass "row-level security through the coordinator: 2 agents x 8 tables see exactly their partner's rows (none sees all, none sees nothing)"
 
 # --- 6. kill -9 of a worker during close_month -----------------------------
+# ingest_pstn_calls: the sample response (262 rows, 260 ids) of a customer
+# stored once, each call with its service, user, start and duration; again:
+# every row a duplicate
+out=$(q -d overage_citus 2>&1 <<SQL
+SET TimeZone = 'UTC';
+INSERT INTO overage.service (service_id, name, unit_price) VALUES
+	('DOM', 'Domestic calling', 0.02), ('INTL', 'International calling', 0.12);
+INSERT INTO overage.call_mapping VALUES
+	('user_out', 'Domestic', 'DOM'), ('user_out', 'International', 'INTL'),
+	('user_in', NULL, 'DOM'), ('user_out_conf', 'Domestic', 'DOM'),
+	('user_out_transfer', 'Domestic', 'DOM'), ('user_out_forwarding', 'International', 'INTL'),
+	('conf_in', NULL, 'DOM'), ('conf_out', 'Domestic', 'DOM');
+\\set calls \`cat test/data/graph_pstn_calls_sample.json\`
+SELECT inserted || '/' || duplicates FROM overage.ingest_pstn_calls('c3', :'calls');
+SELECT inserted || '/' || duplicates FROM overage.ingest_pstn_calls('c3', :'calls');
+SELECT count(*)
+  FROM jsonb_array_elements(:'calls'::jsonb -> 'value') WITH ORDINALITY AS e(r, o)
+  JOIN overage.pstn_call p ON p.customer_id = 'c3' AND p.call_id = (e.r ->> 'id')::uuid
+  JOIN overage.usage u ON u.customer_id = 'c3' AND u.usage_id = p.usage_id
+  JOIN overage.call_mapping m ON m.call_type = e.r ->> 'callType'
+   AND m.destination_context IS NOT DISTINCT FROM e.r ->> 'destinationContext'
+ WHERE e.o <= 260 AND u.service_id = m.service_id
+   AND u.user_id = e.r ->> 'userId' AND u.started_at = (e.r ->> 'startDateTime')::timestamptz
+   AND u.duration_s = (e.r ->> 'duration')::int;
+SELECT sum(seconds) FROM overage.usage_month WHERE customer_id = 'c3' AND service_id IN ('DOM', 'INTL');
+SQL
+)
+if [ "$(echo $out)" = "260/2 0/262 260 264520" ]; then
+	pass "ingest_pstn_calls: the sample's 260 calls stored once (2 duplicates), again: 262 duplicates"
+else
+	fail "ingest_pstn_calls: $(echo $out | cut -c1-600)"
+fi
+
 # the month rated per shard on the workers (_rate_month_shards) gives the
 # lines of the rating on the coordinator (_rate_month through Citus); a
 # transaction that wrote before preview_month or close_month is rated on
