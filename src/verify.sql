@@ -186,9 +186,13 @@ BEGIN
 					ELSE ' (not an active Azure or overage subscription of the partner)'
 			   END AS k
 		  FROM @extschema@.holder_period p
-		  LEFT JOIN @extschema@.subscription t ON t.subscription_id = p.subscription_id
-		 CROSS JOIN LATERAL (SELECT EXISTS (
-				SELECT 1 FROM @extschema@.subscription l
+		  -- by customer too (Citus: one shard); another customer's
+		  -- subscription is then no subscription at all, the same finding
+		  LEFT JOIN @extschema@.subscription t
+			ON t.customer_id = p.customer_id AND t.subscription_id = p.subscription_id
+		 -- a count, not EXISTS: Citus plans no sub-SELECT without FROM here
+		 CROSS JOIN LATERAL (SELECT count(*) > 0 AS eligible
+				  FROM @extschema@.subscription l
 				  JOIN @extschema@.sku k
 					ON k.product_id = l.product_id AND k.sku_id = l.sku_id
 				  JOIN @extschema@.sku_service ss
@@ -197,7 +201,7 @@ BEGIN
 				   AND l.kind = 'license' AND k.includes_overage
 				   AND ss.service_id = p.service_id
 				   AND l.created_at <= p.valid_from
-				   AND (l.ended_at IS NULL OR l.ended_at > p.valid_from)) AS eligible) e
+				   AND (l.ended_at IS NULL OR l.ended_at > p.valid_from)) e
 		 WHERE p.partner_id IS NOT NULL
 		   AND (NOT e.eligible
 				OR t.subscription_id IS NULL
@@ -376,19 +380,19 @@ BEGIN
 		  FROM @extschema@.charge ch
 		  -- the line's price is the service's own or a service_price of
 		  -- the customer's market overlapping the month
-		  CROSS JOIN LATERAL (SELECT
-				EXISTS (SELECT 1 FROM @extschema@.service sv
+		  -- (counts, not EXISTS: Citus plans no sub-SELECT without FROM here)
+		  CROSS JOIN LATERAL (SELECT own.n > 0 OR market.n > 0 AS listed
+				  FROM (SELECT count(*) AS n FROM @extschema@.service sv
 						 WHERE sv.service_id = ch.service_id
-						   AND sv.unit_price = ch.unit_price AND sv.currency = ch.currency)
-				OR EXISTS (SELECT 1 FROM @extschema@.service_price sp
-							 JOIN @extschema@.customer cu ON cu.customer_id = ch.customer_id
-							WHERE sp.service_id = ch.service_id
-							  AND sp.market = upper(cu.country)
-							  AND sp.unit_price = ch.unit_price AND sp.currency = ch.currency
-							  AND sp.effective_from < (ch.month + interval '1 month') AT TIME ZONE 'UTC'
-							  AND (sp.effective_to IS NULL
-								   OR sp.effective_to > ch.month::timestamp AT TIME ZONE 'UTC'))
-				AS listed) pr
+						   AND sv.unit_price = ch.unit_price AND sv.currency = ch.currency) own,
+					   (SELECT count(*) AS n FROM @extschema@.service_price sp
+						  JOIN @extschema@.customer cu ON cu.customer_id = ch.customer_id
+						 WHERE sp.service_id = ch.service_id
+						   AND sp.market = upper(cu.country)
+						   AND sp.unit_price = ch.unit_price AND sp.currency = ch.currency
+						   AND sp.effective_from < (ch.month + interval '1 month') AT TIME ZONE 'UTC'
+						   AND (sp.effective_to IS NULL
+								OR sp.effective_to > ch.month::timestamp AT TIME ZONE 'UTC')) market) pr
 		 WHERE ch.quantity <> round(ch.overage_seconds / 60.0, 6)
 			OR ch.amount <> round(ch.overage_seconds * ch.unit_price / 60, 2)
 			OR NOT pr.listed
@@ -461,15 +465,30 @@ BEGIN
 	/*
 	 * sequences: the identity sequences are ahead of the rows (a restore
 	 * sets them after the data), so new audit rows and calls continue
-	 * after the existing ones.
+	 * after the existing ones.  On a Citus cluster the audit rows are
+	 * written by the holder trigger on the shards, each node drawing from
+	 * its own sequence: each shard is checked against its node's.
 	 */
+	bad2 := NULL;
+	IF @extschema@._distributed() THEN
+		SELECT array_agg('assignment_log.log_id (shard ' || r.shardid || ': ' ||
+						 CASE WHEN r.success THEN 'rows above its node''s sequence'
+							  ELSE r.result END || ')')
+		  INTO bad2
+		  FROM pg_catalog.run_command_on_shards('@extschema@.assignment_log',
+				'SELECT coalesce(max(log_id), 0) <= coalesce(pg_catalog.pg_sequence_last_value('
+				'''@extschema@.assignment_log_log_id_seq''::pg_catalog.regclass), 0) FROM %s') r
+		 WHERE NOT r.success OR r.result <> 't';
+	END IF;
 	SELECT array_agg(k ORDER BY k) INTO bad FROM (
 		SELECT 'assignment_log.log_id (max ' || m || ', sequence at ' ||
 			   coalesce(v::text, 'start') || ')' AS k
 		  FROM (SELECT max(a.log_id) AS m,
 					   pg_catalog.pg_sequence_last_value('@extschema@.assignment_log_log_id_seq'::regclass) AS v
 				  FROM @extschema@.assignment_log a) s
-		 WHERE m > coalesce(v, 0)
+		 WHERE m > coalesce(v, 0) AND NOT @extschema@._distributed()
+		UNION ALL
+		SELECT unnest(bad2) WHERE @extschema@._distributed()
 		UNION ALL
 		SELECT 'usage.usage_id (max ' || m || ', sequence at ' ||
 			   coalesce(v::text, 'start') || ')'

@@ -322,6 +322,28 @@ else
 	fail "close after restart: '$again', promised $promised"
 fi
 
+# verify() through the coordinator: every check passes on what the parts
+# above wrote; a holder period moved by hand on its worker (triggers off)
+# is found, and after the repair every check passes again
+out=$(q -d overage_citus -c "SELECT count(*) FILTER (WHERE ok) || '/' || count(*) FROM overage.verify()" 2>&1)
+read -r sid sport < <(q -d overage_citus -F ' ' -c "SELECT s.shardid, p.nodeport FROM pg_dist_shard s
+	JOIN pg_dist_placement pl USING (shardid) JOIN pg_dist_node p USING (groupid)
+	WHERE s.shardid = get_shard_id_for_distribution_column('overage.holder_period', 'c1')")
+move() {	# move SECONDS: the open holder period of c1 on its shard, triggers off
+	q -h "$PGHOST" -p "$sport" -d overage_citus -c "SET session_replication_role = replica" \
+		-c "SET citus.enable_manual_changes_to_shards = on" \
+		-c "UPDATE overage.holder_period_$sid SET valid_from = valid_from + interval '$1 seconds' WHERE customer_id = 'c1' AND valid_to IS NULL" 2>&1
+}
+move -1 >/dev/null
+broken=$(q -d overage_citus -c "SELECT check_name || ': ' || detail FROM overage.verify() WHERE NOT ok" 2>&1)
+move 1 >/dev/null
+again=$(q -d overage_citus -c "SELECT count(*) FILTER (WHERE ok) || '/' || count(*) FROM overage.verify()" 2>&1)
+if [ "$out" = 11/11 ] && [ "$again" = 11/11 ] && echo "$broken" | grep -q "^holder_open_period: .*c1/dom"; then
+	pass "verify() through the coordinator: 11 of 11 checks pass; a holder period moved on its worker is found ($(echo "$broken" | head -1 | cut -c1-90)...)"
+else
+	fail "verify(): before '$out', moved '$broken', after '$again'"
+fi
+
 if [ $failed -eq 0 ]; then
 	echo "citus: all parts passed"
 	exit 0
