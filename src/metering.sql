@@ -263,7 +263,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	r	record;
+	r		record;
+	shards	integer;
+	rated	integer := 0;
 BEGIN
 	IF NOT @extschema@._distributed() THEN
 		RAISE EXCEPTION 'overage is not distributed in this database'
@@ -289,7 +291,17 @@ BEGIN
 				AS x(customer_id text, service_id text, partner_id text,
 					 subscription_id uuid, overage_seconds bigint,
 					 unit_price numeric, currency text, reseller_id text);
+		rated := rated + 1;
 	END LOOP;
+	-- run_command_on_shards leaves out a shard without an active placement
+	SELECT count(*) INTO shards FROM pg_catalog.pg_dist_shard s
+	 WHERE s.logicalrelid = '@extschema@.usage'::regclass;
+	IF rated <> shards THEN
+		RAISE EXCEPTION 'only % of the % shards of overage.usage were rated', rated, shards
+			USING ERRCODE = 'internal_error',
+				  DETAIL = 'A shard without an active placement was left out.',
+				  HINT = 'Nothing was written.  Check pg_dist_placement, then run it again.';
+	END IF;
 END
 $$;
 
