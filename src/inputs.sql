@@ -372,9 +372,10 @@ BEGIN
 
 	IF @extschema@._distributed() THEN
 		/*
-		 * On a Citus cluster (README "Scaling out") the statement below is
-		 * refused (a correlated sub-SELECT beside CTEs): the same in steps
-		 * Citus plans, all of the customer's rows on its shard.  The
+		 * On a Citus cluster (README "Scaling out"), in steps Citus plans
+		 * (its refusals: README limitations 10b and 23), all of the
+		 * customer's rows on its shard, instead of _pstn_store below (its
+		 * inserts in C are not tried on a cluster).  The
 		 * response is read once; the ids it has that the customer's shard
 		 * of pstn_call holds already are looked up there; the others get
 		 * their usage_id here and go into pstn_call with ON CONFLICT DO
