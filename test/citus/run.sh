@@ -273,6 +273,22 @@ else
 	fail "the month rated per shard: $(echo $out | cut -c1-600)"
 fi
 
+# _rate_shard refuses what is not a local shard of usage (the coordinator
+# has none) and an infinite month
+out=$(q -d overage_citus 2>&1 <<'SQL'
+CREATE FUNCTION pg_temp.state(q text) RETURNS text LANGUAGE plpgsql AS
+$$ BEGIN EXECUTE q; RETURN 'ok'; EXCEPTION WHEN others THEN RETURN SQLSTATE; END $$;
+SELECT pg_temp.state($$SELECT * FROM overage._rate_shard('2026-05-01', 'overage.usage')$$)
+	|| ' ' || pg_temp.state($$SELECT * FROM overage._rate_shard('2026-05-01', 'overage.customer')$$)
+	|| ' ' || pg_temp.state($$SELECT * FROM overage._rate_shard('infinity', 'overage.usage')$$);
+SQL
+)
+if [ "$out" = "22023 22023 22023" ]; then
+	pass "_rate_shard refuses a relation that is not a local shard of usage and an infinite month (22023)"
+else
+	fail "_rate_shard's refusals: $out"
+fi
+
 out=$(q -d overage_citus 2>&1 <<'SQL'
 INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s)
 SELECT 'c' || (1 + i % 12), 'dom', 'u', '2026-04-01'::timestamptz + i * interval '1 second', 60 + i % 600
