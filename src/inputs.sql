@@ -421,7 +421,7 @@ BEGIN
 				'		  duration_s integer)'
 				'  WHERE f.usage_id = ANY ($3)'
 			USING ingest_pstn_calls.customer_id, batch, coalesce(ids, '{}');
-		n := coalesce(pg_catalog.cardinality(ids), 0);
+		n := coalesce(pg_catalog.cardinality(ids), 0)::bigint;
 		RETURN QUERY SELECT n, total - n;
 		RETURN;
 	END IF;

@@ -259,46 +259,52 @@ CREATE OR REPLACE FUNCTION @extschema@._rate_month_shards(month date)
 RETURNS TABLE(customer_id text, service_id text, partner_id text,
 			  subscription_id uuid, overage_seconds bigint,
 			  unit_price numeric, currency text, reseller_id text)
-LANGUAGE plpgsql
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	r		record;
+	shard	bigint;
+	ok		boolean;
+	answer	text;
 	shards	integer;
 	rated	integer := 0;
+	citus	CONSTANT name := 'pg_catalog'::name;
 BEGIN
 	IF NOT @extschema@._distributed() THEN
 		RAISE EXCEPTION 'overage is not distributed in this database'
 			USING ERRCODE = 'feature_not_supported',
 				  HINT = 'On one node the month is rated by preview_month and close_month.';
 	END IF;
-	FOR r IN
-		SELECT s.shardid, s.success, s.result
-		  FROM pg_catalog.run_command_on_shards('@extschema@.usage',
-				pg_catalog.format('SELECT coalesce(pg_catalog.json_agg(l), ''[]'')'
-								  ' FROM @extschema@._rate_shard(%L, %%L) l',
-								  _rate_month_shards.month)) s
+	-- (EXECUTE: run_command_on_shards and pg_dist_shard are Citus', absent
+	-- on one node)
+	FOR shard, ok, answer IN EXECUTE
+		pg_catalog.format('SELECT s.shardid, s.success, s.result'
+						  '  FROM %I.run_command_on_shards(''@extschema@.usage'', $1) s', citus)
+		USING pg_catalog.format('SELECT coalesce(pg_catalog.json_agg(l), ''[]'')'
+								' FROM @extschema@._rate_shard(%L, %%L) l',
+								_rate_month_shards.month)
 	LOOP
-		IF NOT r.success THEN
-			RAISE EXCEPTION 'the rating of shard % of overage.usage failed', r.shardid
-				USING ERRCODE = CASE WHEN r.result ~* 'connect' THEN 'connection_failure'
-									 ELSE 'internal_error' END,
-					  DETAIL = r.result,
+		IF NOT ok THEN
+			RAISE EXCEPTION 'the rating of shard % of overage.usage failed', shard
+				USING ERRCODE = CASE WHEN answer ~* 'connect' THEN 'connection_failure'
+									 ELSE 'external_routine_exception' END,
+					  DETAIL = answer,
 					  HINT = 'Nothing was written.  Check the node that holds the shard, then run it again.';
 		END IF;
 		RETURN QUERY
-			SELECT * FROM pg_catalog.json_to_recordset(r.result::json)
+			SELECT * FROM pg_catalog.json_to_recordset(answer::json)
 				AS x(customer_id text, service_id text, partner_id text,
 					 subscription_id uuid, overage_seconds bigint,
 					 unit_price numeric, currency text, reseller_id text);
 		rated := rated + 1;
 	END LOOP;
 	-- run_command_on_shards leaves out a shard without an active placement
-	SELECT count(*) INTO shards FROM pg_catalog.pg_dist_shard s
-	 WHERE s.logicalrelid = '@extschema@.usage'::regclass;
+	EXECUTE pg_catalog.format('SELECT count(*) FROM %I.pg_dist_shard s'
+							  ' WHERE s.logicalrelid = ''@extschema@.usage''::pg_catalog.regclass', citus)
+		INTO shards;
 	IF rated <> shards THEN
 		RAISE EXCEPTION 'only % of the % shards of overage.usage were rated', rated, shards
-			USING ERRCODE = 'internal_error',
+			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  DETAIL = 'A shard without an active placement was left out.',
 				  HINT = 'Nothing was written.  Check pg_dist_placement, then run it again.';
 	END IF;
@@ -373,12 +379,16 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	on_shards	boolean := false;
+	citus	CONSTANT name := 'pg_catalog'::name;
 BEGIN
 	IF @extschema@._distributed() THEN
 		-- per shard on the workers, unless this transaction wrote before
 		-- (close_month)
-		on_shards := pg_catalog.pg_current_xact_id_if_assigned() IS NULL
-			AND (pg_catalog.get_current_transaction_id()).transaction_number = 0;
+		-- (EXECUTE: the function is Citus', absent on one node)
+		EXECUTE pg_catalog.format('SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NULL'
+								  ' AND (%I.get_current_transaction_id()).transaction_number = 0',
+								  citus)
+			INTO on_shards;
 	END IF;
 	PERFORM @extschema@._authorize('operate', NULL);
 	PERFORM @extschema@._require('month', preview_month.month);
@@ -400,6 +410,7 @@ DECLARE
 	closed	timestamptz;
 	n		integer;
 	on_shards boolean := false;
+	citus	CONSTANT name := 'pg_catalog'::name;
 BEGIN
 	IF @extschema@._distributed() THEN
 		/*
@@ -408,8 +419,11 @@ BEGIN
 		 * when this transaction has written nothing yet, here or on a
 		 * worker (else on the coordinator, through Citus, which sees it).
 		 */
-		on_shards := pg_catalog.pg_current_xact_id_if_assigned() IS NULL
-			AND (pg_catalog.get_current_transaction_id()).transaction_number = 0;
+		-- (EXECUTE: the function is Citus', absent on one node)
+		EXECUTE pg_catalog.format('SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NULL'
+								  ' AND (%I.get_current_transaction_id()).transaction_number = 0',
+								  citus)
+			INTO on_shards;
 	END IF;
 	PERFORM @extschema@._authorize('operate', NULL);
 	PERFORM @extschema@._require('month', close_month.month);

@@ -60,6 +60,7 @@ DECLARE
 	n		bigint;
 	bad		text[];
 	bad2	text[];
+	citus	CONSTANT name := 'pg_catalog'::name;
 BEGIN
 	PERFORM @extschema@._authorize('operate', NULL);
 
@@ -471,14 +472,16 @@ BEGIN
 	 */
 	bad2 := NULL;
 	IF @extschema@._distributed() THEN
-		SELECT array_agg('assignment_log.log_id (shard ' || r.shardid || ': ' ||
-						 CASE WHEN r.success THEN 'rows above its node''s sequence'
-							  ELSE r.result END || ')')
-		  INTO bad2
-		  FROM pg_catalog.run_command_on_shards('@extschema@.assignment_log',
-				'SELECT coalesce(max(log_id), 0) <= coalesce(pg_catalog.pg_sequence_last_value('
-				'''@extschema@.assignment_log_log_id_seq''::pg_catalog.regclass), 0) FROM %s') r
-		 WHERE NOT r.success OR r.result <> 't';
+		-- (EXECUTE: run_command_on_shards is Citus', absent on one node)
+		EXECUTE pg_catalog.format(
+				'SELECT array_agg(''assignment_log.log_id (shard '' || r.shardid || '': '' ||'
+				'		 CASE WHEN r.success THEN ''rows above its node''''s sequence'''
+				'			  ELSE r.result END || '')'')'
+				'  FROM %I.run_command_on_shards(''@extschema@.assignment_log'', $1) r'
+				' WHERE NOT r.success OR r.result <> ''t''', citus)
+			INTO bad2
+			USING 'SELECT coalesce(max(log_id), 0) <= coalesce(pg_catalog.pg_sequence_last_value('
+				  '''@extschema@.assignment_log_log_id_seq''::pg_catalog.regclass), 0) FROM %s';
 	END IF;
 	SELECT array_agg(k ORDER BY k) INTO bad FROM (
 		SELECT 'assignment_log.log_id (max ' || m || ', sequence at ' ||

@@ -276,6 +276,8 @@ fi
 # _rate_shard refuses what is not a local shard of usage (the coordinator
 # has none) and an infinite month
 out=$(q -d overage_citus 2>&1 <<'SQL'
+-- (Citus warns that a pg_temp function stays on the coordinator)
+SET client_min_messages = error;
 CREATE FUNCTION pg_temp.state(q text) RETURNS text LANGUAGE plpgsql AS
 $$ BEGIN EXECUTE q; RETURN 'ok'; EXCEPTION WHEN others THEN RETURN SQLSTATE; END $$;
 SELECT pg_temp.state($$SELECT * FROM overage._rate_shard('2026-05-01', 'overage.usage')$$)
