@@ -372,24 +372,43 @@ $$;
 COMMENT ON FUNCTION @extschema@.pool_status(text, text, timestamptz) IS
 'Live pool of a (customer, service) as of instant at, over the calls of at''s calendar month (UTC) that started before at: pool at at, minutes used, remaining = greatest(pool - included, 0) where included is what the pool covered of those calls (overage never uses up the pool), overage minutes of those calls (assigned and unassigned) and the unassigned part. Minutes are seconds / 60 rounded to 6 decimals. Any agent of a partner that bought for the customer; operator';
 
+CREATE OR REPLACE FUNCTION @extschema@._shards_may_rate()
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	citus	CONSTANT name := 'pg_catalog'::name;
+	may		boolean := false;
+BEGIN
+	IF @extschema@._distributed() THEN
+		/*
+		 * On a Citus cluster the month is rated per shard on the workers,
+		 * on connections of their own that read what is committed: only
+		 * when this transaction has written nothing yet, here or on a
+		 * worker (else on the coordinator, through Citus, which sees it).
+		 * EXECUTE: the function is Citus', absent on one node.
+		 */
+		EXECUTE pg_catalog.format('SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NULL'
+								  ' AND (%I.get_current_transaction_id()).transaction_number = 0',
+								  citus)
+			INTO may;
+	END IF;
+	RETURN may;
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@._shards_may_rate() IS
+'Internal (1.2): may preview_month and close_month rate the month per shard on the workers (_rate_month_shards)? Only on a Citus cluster, and only while the calling transaction has written nothing, here or on a worker: the shards are rated on connections of their own, which see what is committed';
+
 CREATE OR REPLACE FUNCTION @extschema@.preview_month(month date)
 RETURNS SETOF @extschema@.charge
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	on_shards	boolean := false;
-	citus	CONSTANT name := 'pg_catalog'::name;
+	on_shards	boolean := @extschema@._shards_may_rate();
 BEGIN
-	IF @extschema@._distributed() THEN
-		-- per shard on the workers, unless this transaction wrote before
-		-- (close_month)
-		-- (EXECUTE: the function is Citus', absent on one node)
-		EXECUTE pg_catalog.format('SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NULL'
-								  ' AND (%I.get_current_transaction_id()).transaction_number = 0',
-								  citus)
-			INTO on_shards;
-	END IF;
 	PERFORM @extschema@._authorize('operate', NULL);
 	PERFORM @extschema@._require('month', preview_month.month);
 	RETURN QUERY SELECT * FROM @extschema@._month_lines(preview_month.month, on_shards);
@@ -409,22 +428,9 @@ DECLARE
 	m		date;
 	closed	timestamptz;
 	n		integer;
-	on_shards boolean := false;
-	citus	CONSTANT name := 'pg_catalog'::name;
+	-- before anything is written: see _shards_may_rate
+	on_shards boolean := @extschema@._shards_may_rate();
 BEGIN
-	IF @extschema@._distributed() THEN
-		/*
-		 * On a Citus cluster the month is rated per shard on the workers,
-		 * on connections of their own that read what is committed: only
-		 * when this transaction has written nothing yet, here or on a
-		 * worker (else on the coordinator, through Citus, which sees it).
-		 */
-		-- (EXECUTE: the function is Citus', absent on one node)
-		EXECUTE pg_catalog.format('SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NULL'
-								  ' AND (%I.get_current_transaction_id()).transaction_number = 0',
-								  citus)
-			INTO on_shards;
-	END IF;
 	PERFORM @extschema@._authorize('operate', NULL);
 	PERFORM @extschema@._require('month', close_month.month);
 	m := date_trunc('month', close_month.month::timestamp)::date;

@@ -170,6 +170,7 @@ INSERT INTO fuzz.call VALUES
 			  'numeric[]', 'timestamptz[]', 'boolean[]']),
 	('overage.distribute', ARRAY['4'], ARRAY['integer']),
 	('overage._distributed', ARRAY[]::text[], ARRAY[]::text[]),
+	('overage._shards_may_rate', ARRAY[]::text[], ARRAY[]::text[]),
 	('overage._citus_reshape', ARRAY[]::text[], ARRAY[]::text[]),
 	('overage._customer_visible', ARRAY[$$'C1'$$], ARRAY['text']),
 	('overage._licence_visible', ARRAY[$$'C1'$$, format('%L', :'lic')], ARRAY['text', 'uuid']),
