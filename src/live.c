@@ -900,8 +900,6 @@ text_array(List *items)
 	int			n = list_length(items);
 	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
 	bool	   *nulls = palloc(sizeof(bool) * Max(n, 1));
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
 	int			i = 0;
 	ListCell   *lc;
 
@@ -913,8 +911,7 @@ text_array(List *items)
 		d[i] = s ? CStringGetTextDatum(s) : (Datum) 0;
 		i++;
 	}
-	return PointerGetDatum(construct_md_array(d, nulls, 1, dims, lbs, TEXTOID,
-											  -1, false, TYPALIGN_INT));
+	return overage_array(d, nulls, n, TEXTOID);
 }
 
 static Datum
@@ -924,8 +921,7 @@ int8_array(int64 *v, int n)
 
 	for (int i = 0; i < n; i++)
 		d[i] = Int64GetDatum(v[i]);
-	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL,
-										   TYPALIGN_DOUBLE));
+	return overage_array(d, NULL, n, INT8OID);
 }
 
 static Datum
@@ -935,8 +931,7 @@ time_array(TimestampTz *v, int n)
 
 	for (int i = 0; i < n; i++)
 		d[i] = TimestampTzGetDatum(v[i]);
-	return PointerGetDatum(construct_array(d, n, TIMESTAMPTZOID, 8,
-										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	return overage_array(d, NULL, n, TIMESTAMPTZOID);
 }
 
 static Datum
@@ -946,7 +941,7 @@ bool_array(bool *v, int n)
 
 	for (int i = 0; i < n; i++)
 		d[i] = BoolGetDatum(v[i]);
-	return PointerGetDatum(construct_array(d, n, BOOLOID, 1, true, TYPALIGN_CHAR));
+	return overage_array(d, NULL, n, BOOLOID);
 }
 
 /*
@@ -1124,8 +1119,7 @@ write_states(LiveRun *run)
 		values[3] = text_array(lpartner);
 		values[4] = text_array(lsub);
 		values[5] = text_array(lres);
-		values[6] = PointerGetDatum(construct_array(lprice, nl, NUMERICOID, -1, false,
-													TYPALIGN_INT));
+		values[6] = overage_array(lprice, NULL, nl, NUMERICOID);
 		values[7] = text_array(lcur);
 		values[8] = int8_array(lsecs, nl);
 		overage_history_exec(&lines_plan,
@@ -1358,11 +1352,11 @@ raise_budget_alerts(LiveRun *run)
 			values[3] = bg->amount;
 			values[4] = bg->thresholds;
 			values[5] = text_array(bkeys);
-			values[6] = PointerGetDatum(construct_array(bprice, nb, NUMERICOID, -1, false, TYPALIGN_INT));
+			values[6] = overage_array(bprice, NULL, nb, NUMERICOID);
 			values[7] = int8_array(bsecs, nb);
 			values[8] = time_array(eat, ne);
 			values[9] = text_array(ekeys);
-			values[10] = PointerGetDatum(construct_array(eprice, ne, NUMERICOID, -1, false, TYPALIGN_INT));
+			values[10] = overage_array(eprice, NULL, ne, NUMERICOID);
 			values[11] = int8_array(esecs, ne);
 			overage_spi_exec(&plan,
 							 "WITH base AS (SELECT b.k, b.p, b.s FROM unnest($6, $7, $8) AS b(k, p, s)),"

@@ -542,6 +542,9 @@ typedef struct PstnRead
 {
 	PstnRow    *rows;
 	size_t		nrows;
+	PstnRow   **ids;			/* the first row of each id, in id order */
+	int32	   *copies;			/* how many rows carry each id */
+	size_t		nids;
 	StringInfoData arena;
 	PstnKinds	kinds;
 } PstnRead;
@@ -728,6 +731,21 @@ pstn_read(Jsonb *calls, PstnRead *out)
 	out->nrows = nrows;
 	out->arena = arena;
 	out->kinds = kinds;
+
+	/* each id once: its first row in the response, and its copies */
+	out->ids = palloc_extended(Max(nrows, 1) * sizeof(PstnRow *), MCXT_ALLOC_HUGE);
+	out->copies = palloc_extended(Max(nrows, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
+	out->nids = 0;
+	for (size_t i = 0; i < nrows;)
+	{
+		PstnRow    *r = &rows[i];
+		int32		copies = 1;
+
+		for (i++; i < nrows && rows[i].hi == r->hi && rows[i].lo == r->lo; i++)
+			copies++;
+		out->ids[out->nids] = r;
+		out->copies[out->nids++] = copies;
+	}
 }
 
 /*
@@ -747,13 +765,9 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 	MemoryContext rowcxt,
 				old;
 	PstnRead	in;
-	PstnRow    *rows;
-	size_t		nrows;
 
 	overage_init_materialized_srf(fcinfo);
 	pstn_read(calls, &in);
-	rows = in.rows;
-	nrows = in.nrows;
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "pstn row",
 								   ALLOCSET_SMALL_SIZES);
 
@@ -763,15 +777,11 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 	 * came, with the number of its copies (so that the caller neither sorts
 	 * nor de-duplicates, and counts the response's rows as sum(copies)).
 	 */
-	for (size_t i = 0; i < nrows;)
+	for (size_t i = 0; i < in.nids; i++)
 	{
-		PstnRow    *r = &rows[i];
+		PstnRow    *r = in.ids[i];
 		Datum		values[PSTN_NCOLUMNS];
 		bool		nulls[PSTN_NCOLUMNS] = {0};
-		int32		copies = 1;
-
-		for (i++; i < nrows && rows[i].hi == r->hi && rows[i].lo == r->lo; i++)
-			copies++;
 
 		MemoryContextReset(rowcxt);
 		old = MemoryContextSwitchTo(rowcxt);
@@ -790,7 +800,7 @@ overage_pstn_rows(PG_FUNCTION_ARGS)
 			nulls[PSTN_DESTINATION_CONTEXT] = true;
 		values[PSTN_ORD] = Int64GetDatum(r->ord);
 		values[PSTN_SERVICE_ID] = PointerGetDatum(in.kinds.kinds[r->kind].service_id);
-		values[PSTN_COPIES] = Int32GetDatum(copies);
+		values[PSTN_COPIES] = Int32GetDatum(in.copies[i]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		MemoryContextSwitchTo(old);
 	}
@@ -823,21 +833,6 @@ typedef struct PstnNew
 #define ST_SCOPE static
 #define ST_DEFINE
 #include "lib/sort_template.h"
-
-/* a one-dimensional array of n datums of a type, nulls where nulls[i] */
-static Datum
-pstn_array_of(Datum *values, bool *nulls, int n, Oid type)
-{
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-
-	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, type,
-											  typlen, typbyval, typalign));
-}
 
 static int
 pstn_row_cmp(const void *a, const void *b)
@@ -925,7 +920,7 @@ overage_pstn_store(PG_FUNCTION_ARGS)
 	int64	   *usage_ids;
 	PstnNew    *news;
 	int32	   *service_rank;
-	size_t		nids = 0,
+	size_t		nids,
 				nnew = 0;
 	Datum	   *v1,
 			   *v2,
@@ -939,15 +934,8 @@ overage_pstn_store(PG_FUNCTION_ARGS)
 	resdesc = BlessTupleDesc(resdesc);
 
 	pstn_read(calls, &in);
-	ids = palloc_extended(Max(in.nrows, 1) * sizeof(PstnRow *), MCXT_ALLOC_HUGE);
-	for (size_t i = 0; i < in.nrows;)
-	{
-		PstnRow    *r = &in.rows[i];
-
-		ids[nids++] = r;
-		for (i++; i < in.nrows && in.rows[i].hi == r->hi && in.rows[i].lo == r->lo; i++)
-			;
-	}
+	ids = in.ids;
+	nids = in.nids;
 	skip = palloc0(Max(nids, 1));
 	usage_ids = palloc_extended(Max(nids, 1) * sizeof(int64), MCXT_ALLOC_HUGE);
 	v1 = palloc_extended(Max(nids, 3) * sizeof(Datum), MCXT_ALLOC_HUGE);	/* 3: the probe */
@@ -972,7 +960,7 @@ overage_pstn_store(PG_FUNCTION_ARGS)
 		v1[0] = UUIDPGetDatum(&ids[0]->call_id);
 		v1[1] = UUIDPGetDatum(&ids[nids / 2]->call_id);
 		v1[2] = UUIDPGetDatum(&ids[nids - 1]->call_id);
-		args[0] = pstn_array_of(v1, NULL, 3, UUIDOID);
+		args[0] = overage_array(v1, NULL, 3, UUIDOID);
 		overage_spi_exec(&probe_plan,
 						 "SELECT FROM overage.pstn_call p WHERE p.call_id = ANY ($1) LIMIT 1",
 						 1, argtypes, args, NULL, 0);
@@ -985,7 +973,7 @@ overage_pstn_store(PG_FUNCTION_ARGS)
 
 		for (size_t i = 0; i < nids; i++)
 			v1[i] = UUIDPGetDatum(&ids[i]->call_id);
-		args[0] = pstn_array_of(v1, NULL, (int) nids, UUIDOID);
+		args[0] = overage_array(v1, NULL, (int) nids, UUIDOID);
 		overage_spi_exec(&existing_plan,
 						 "SELECT p.call_id FROM overage.pstn_call p"
 						 " WHERE p.call_id = ANY ($1)",
@@ -1022,10 +1010,10 @@ overage_pstn_store(PG_FUNCTION_ARGS)
 		Datum		args[5];
 
 		args[0] = customer;
-		args[1] = pstn_array_of(v1, NULL, (int) nnew, UUIDOID);
-		args[2] = pstn_array_of(v2, NULL, (int) nnew, INT8OID);
-		args[3] = pstn_array_of(v3, NULL, (int) nnew, TEXTOID);
-		args[4] = pstn_array_of(v4, n4, (int) nnew, TEXTOID);
+		args[1] = overage_array(v1, NULL, (int) nnew, UUIDOID);
+		args[2] = overage_array(v2, NULL, (int) nnew, INT8OID);
+		args[3] = overage_array(v3, NULL, (int) nnew, TEXTOID);
+		args[4] = overage_array(v4, n4, (int) nnew, TEXTOID);
 
 #define PSTN_INSERT \
 		"INSERT INTO overage.pstn_call (call_id, usage_id, customer_id, call_type," \
@@ -1108,11 +1096,11 @@ overage_pstn_store(PG_FUNCTION_ARGS)
 			v5[i] = Int32GetDatum(r->duration_s);
 		}
 		args[0] = customer;
-		args[1] = pstn_array_of(v1, NULL, (int) nnew, INT8OID);
-		args[2] = pstn_array_of(v2, NULL, (int) nnew, TEXTOID);
-		args[3] = pstn_array_of(v3, NULL, (int) nnew, TEXTOID);
-		args[4] = pstn_array_of(v4, NULL, (int) nnew, TIMESTAMPTZOID);
-		args[5] = pstn_array_of(v5, NULL, (int) nnew, INT4OID);
+		args[1] = overage_array(v1, NULL, (int) nnew, INT8OID);
+		args[2] = overage_array(v2, NULL, (int) nnew, TEXTOID);
+		args[3] = overage_array(v3, NULL, (int) nnew, TEXTOID);
+		args[4] = overage_array(v4, NULL, (int) nnew, TIMESTAMPTZOID);
+		args[5] = overage_array(v5, NULL, (int) nnew, INT4OID);
 		overage_spi_exec(&usage_plan,
 						 "INSERT INTO overage.usage"
 						 " (usage_id, customer_id, service_id, user_id, started_at, duration_s)"

@@ -24,6 +24,7 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/tuplestore.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -295,4 +296,24 @@ overage_has_column(const char *table, const char *column)
 	Oid			rel = OidIsValid(nsp) ? get_relname_relid(table, nsp) : InvalidOid;
 
 	return OidIsValid(rel) && get_attnum(rel, column) != InvalidAttrNumber;
+}
+
+/*
+ * overage_array
+ *		A one-dimensional array (from 1) of n datums of elemtype, NULL where
+ *		nulls[i] (nulls may be NULL: none), for the statements that take
+ *		their rows as parallel arrays.
+ */
+Datum
+overage_array(Datum *values, bool *nulls, int n, Oid elemtype)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, elemtype,
+											  typlen, typbyval, typalign));
 }

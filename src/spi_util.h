@@ -35,6 +35,7 @@ extern char *overage_text_str(Datum d, bool isnull);
 extern char *overage_uuid_str(Datum d, bool isnull);
 extern char *overage_time_str(Datum d, bool isnull);
 extern void overage_init_materialized_srf(FunctionCallInfo fcinfo);
+extern Datum overage_array(Datum *values, bool *nulls, int n, Oid elemtype);
 extern void overage_spi_pin(void);
 extern void overage_spi_unpin(bool ok);
 extern bool overage_spi_pinned(void);

@@ -271,14 +271,14 @@ ingest_store(Tuplestorestate *store, TupleDesc desc, IngestState *st,
 	ExecDropSingleTupleTableSlot(slot);
 }
 
-static ArrayType *
+static Datum
 text_array(char **items, int n)
 {
 	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
 
 	for (int i = 0; i < n; i++)
 		d[i] = CStringGetTextDatum(items[i]);
-	return construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT);
+	return overage_array(d, NULL, n, TEXTOID);
 }
 
 /* sorted distinct strings of a sorted-by-pointer-content array */
@@ -338,8 +338,8 @@ check_parties(char **customers, int nc, char **services, int ns)
 	int64		found_c;
 	int64		found_s;
 
-	values[0] = PointerGetDatum(text_array(customers, nc));
-	values[1] = PointerGetDatum(text_array(services, ns));
+	values[0] = text_array(customers, nc);
+	values[1] = text_array(services, ns);
 	if (overage_is_distributed())
 	{
 		/*
@@ -430,6 +430,38 @@ check_parties(char **customers, int nc, char **services, int ns)
 }
 
 /*
+ * group_arrays
+ *		The figures of groups[0..n) as six parallel arrays, in the order of
+ *		usage_pending's columns: customer, service, first_at, last_at,
+ *		calls, seconds.
+ */
+static void
+group_arrays(UsageGroup **groups, int n, Datum arrays[6])
+{
+	Datum	   *cols[6];
+
+	for (int c = 0; c < 6; c++)
+		cols[c] = palloc(sizeof(Datum) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		UsageGroup *g = groups[i];
+
+		cols[0][i] = PointerGetDatum(cstring_to_text_with_len(g->key.customer, g->key.clen));
+		cols[1][i] = PointerGetDatum(cstring_to_text_with_len(g->key.service, g->key.slen));
+		cols[2][i] = TimestampTzGetDatum(g->first_at);
+		cols[3][i] = TimestampTzGetDatum(g->last_at);
+		cols[4][i] = Int64GetDatum(g->calls);
+		cols[5][i] = Int64GetDatum(g->seconds);
+	}
+	arrays[0] = overage_array(cols[0], NULL, n, TEXTOID);
+	arrays[1] = overage_array(cols[1], NULL, n, TEXTOID);
+	arrays[2] = overage_array(cols[2], NULL, n, TIMESTAMPTZOID);
+	arrays[3] = overage_array(cols[3], NULL, n, TIMESTAMPTZOID);
+	arrays[4] = overage_array(cols[4], NULL, n, INT8OID);
+	arrays[5] = overage_array(cols[5], NULL, n, INT8OID);
+}
+
+/*
  * insert_pending
  *		One usage_pending row per month of the statement, its groups as
  *		parallel arrays, built here: the groups are already sorted, and the
@@ -443,12 +475,7 @@ insert_pending(UsageGroup **sorted, long ngroups)
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[7] = {DATEOID, TEXTARRAYOID, TEXTARRAYOID,
 	TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
-	Datum	   *cust = palloc(sizeof(Datum) * ngroups);
-	Datum	   *svc = palloc(sizeof(Datum) * ngroups);
-	Datum	   *first = palloc(sizeof(Datum) * ngroups);
-	Datum	   *last = palloc(sizeof(Datum) * ngroups);
-	Datum	   *calls = palloc(sizeof(Datum) * ngroups);
-	Datum	   *secs = palloc(sizeof(Datum) * ngroups);
+	UsageGroup **month_groups = palloc(sizeof(UsageGroup *) * ngroups);
 	bool	   *done = palloc0(sizeof(bool) * ngroups);
 
 	for (long i = 0; i < ngroups; i++)
@@ -463,26 +490,13 @@ insert_pending(UsageGroup **sorted, long ngroups)
 		month = sorted[i]->key.month;
 		for (long j = i; j < ngroups; j++)
 		{
-			UsageGroup *g = sorted[j];
-
-			if (done[j] || g->key.month != month)
+			if (done[j] || sorted[j]->key.month != month)
 				continue;
 			done[j] = true;
-			cust[n] = PointerGetDatum(cstring_to_text_with_len(g->key.customer, g->key.clen));
-			svc[n] = PointerGetDatum(cstring_to_text_with_len(g->key.service, g->key.slen));
-			first[n] = TimestampTzGetDatum(g->first_at);
-			last[n] = TimestampTzGetDatum(g->last_at);
-			calls[n] = Int64GetDatum(g->calls);
-			secs[n] = Int64GetDatum(g->seconds);
-			n++;
+			month_groups[n++] = sorted[j];
 		}
 		values[0] = DateADTGetDatum(month);
-		values[1] = PointerGetDatum(construct_array(cust, n, TEXTOID, -1, false, TYPALIGN_INT));
-		values[2] = PointerGetDatum(construct_array(svc, n, TEXTOID, -1, false, TYPALIGN_INT));
-		values[3] = PointerGetDatum(construct_array(first, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		values[4] = PointerGetDatum(construct_array(last, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		values[5] = PointerGetDatum(construct_array(calls, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		values[6] = PointerGetDatum(construct_array(secs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		group_arrays(month_groups, n, values + 1);
 		overage_history_exec(&plan,
 							 "INSERT INTO overage.usage_pending"
 							 " (month, customer_id, service_id, first_at, last_at, calls, seconds)"
@@ -501,42 +515,23 @@ static void
 upsert_figures(UsageGroup **sorted, long ngroups)
 {
 	static SPIPlanPtr figures = NULL;
-	Datum	   *cust = palloc(sizeof(Datum) * ngroups);
-	Datum	   *svc = palloc(sizeof(Datum) * ngroups);
-	Datum	   *mon = palloc(sizeof(Datum) * ngroups);
-	Datum	   *calls = palloc(sizeof(Datum) * ngroups);
-	Datum	   *secs = palloc(sizeof(Datum) * ngroups);
-	Datum	   *first = palloc(sizeof(Datum) * ngroups);
-	Datum	   *last = palloc(sizeof(Datum) * ngroups);
-	Oid			argtypes[7] = {TEXTARRAYOID, TEXTARRAYOID, DATEARRAYOID,
-	INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID};
+	Datum	   *mon = palloc(sizeof(Datum) * Max(ngroups, 1));
+	Oid			argtypes[7] = {TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
+	TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT8ARRAYOID, DATEARRAYOID};
 	Datum		values[7];
 
 	for (long i = 0; i < ngroups; i++)
-	{
-		UsageGroup *g = sorted[i];
-
-		cust[i] = CStringGetTextDatum(g->key.customer);
-		svc[i] = CStringGetTextDatum(g->key.service);
-		mon[i] = DateADTGetDatum(g->key.month);
-		calls[i] = Int64GetDatum(g->calls);
-		secs[i] = Int64GetDatum(g->seconds);
-		first[i] = TimestampTzGetDatum(g->first_at);
-		last[i] = TimestampTzGetDatum(g->last_at);
-	}
-	values[0] = PointerGetDatum(construct_array(cust, ngroups, TEXTOID, -1, false, TYPALIGN_INT));
-	values[1] = PointerGetDatum(construct_array(svc, ngroups, TEXTOID, -1, false, TYPALIGN_INT));
-	values[2] = PointerGetDatum(construct_array(mon, ngroups, DATEOID, 4, true, TYPALIGN_INT));
-	values[3] = PointerGetDatum(construct_array(calls, ngroups, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[4] = PointerGetDatum(construct_array(secs, ngroups, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[5] = PointerGetDatum(construct_array(first, ngroups, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[6] = PointerGetDatum(construct_array(last, ngroups, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		mon[i] = DateADTGetDatum(sorted[i]->key.month);
+	group_arrays(sorted, (int) ngroups, values);
+	values[6] = overage_array(mon, NULL, (int) ngroups, DATEOID);
 
 	overage_history_exec(&figures,
 						 "INSERT INTO overage.usage_month AS f"
 						 " (customer_id, service_id, month, calls, seconds, first_at, last_at)"
-						 " SELECT * FROM unnest($1::text[], $2::text[], $3::date[],"
-						 " $4::int8[], $5::int8[], $6::timestamptz[], $7::timestamptz[])"
+						 " SELECT u.c, u.s, u.m, u.n, u.sec, u.f, u.l"
+						 "   FROM unnest($1::text[], $2::text[], $3::timestamptz[],"
+						 " $4::timestamptz[], $5::int8[], $6::int8[], $7::date[])"
+						 "   AS u(c, s, f, l, n, sec, m)"
 						 " ON CONFLICT (month, customer_id, service_id) DO UPDATE"
 						 " SET calls = f.calls + excluded.calls,"
 						 " seconds = f.seconds + excluded.seconds,"
