@@ -62,6 +62,12 @@ prices each call at the period of its customer's market in effect at its
 customer, service, unit price, currency).  METER_PRICE_AT=end prices at the
 call's end instead (a broken rule, to show the test catches it).
 
+Deleting a party (1.2, README "Ingest"): now and then, from a random stream
+of its own, a DELETE of a customer or a service, undone when it goes
+through: the model keeps one with calls (23503, "has calls"), else one
+still referenced (a customer's subscriptions or budgets, a service's SKUs:
+a foreign key's 23503), else it goes.
+
 Alerts (SPEC 1.2 "Budgets and alerts"): budgets are set (default or one
 to five thresholds, amounts around the partner's amount so far or any)
 and removed, with a few refusals, from a random stream of their own (the
@@ -480,6 +486,20 @@ class Model:
         del self.budgets[(p, c)]
         return None
 
+    def delete_party(self, kind, key):
+        """DELETE of a customer or a service (1.2): one with calls is kept
+        (23503, "has calls"); else one still referenced is kept by its
+        foreign keys (23503: a customer's subscriptions and budgets, a
+        service's SKUs -- every service is in one); else it goes.  Returns
+        (sqlstate, why) with why 'calls', 'references' or None."""
+        col = 'customer' if kind == 'customer' else 'service'
+        if any(k[col] == key for k in self.calls):
+            return '23503', 'calls'
+        if kind == 'service' or any(s['customer'] == key for s in self.subs.values()) \
+                or any(c == key for _, c in self.budgets):
+            return '23503', 'references'
+        return None, None
+
     # -- the API (the operator's calls); each returns None or the SQLSTATE
     # it must fail with, and changes the model only on success.
     def purchase(self, p, c, product, qty, t, lic, overage_sub):
@@ -675,6 +695,7 @@ class Scenario:
         # budgets come from a random stream of their own, so that the rest
         # of each seed's timeline is the one it was before budgets
         self.rb = random.Random(seed * 7919 + 17)
+        self.rd = random.Random(seed * 104729 + 5)      # delete attempts: a stream of their own
         # a 1.1 build has no alerts; nor has a Citus cluster (no live
         # rating there: README "Scaling out"), and budgets are left out
         self.alerts_checked = rule == '1.2' and os.environ.get('METER_LIVE_RATING', '1') != '0'
@@ -996,6 +1017,25 @@ class Scenario:
         self.count('usage refused %s' % want)
         self.check_written()
 
+    def delete_step(self):
+        """Now and then (a stream of its own): DELETE a customer or a
+        service, undone at once when it goes through (the scenario keeps
+        its parties), refused as the model says: "has calls" exactly when
+        the party has calls, a foreign key's 23503 otherwise."""
+        rd, m = self.rd, self.model
+        if rd.random() >= 0.05:
+            return
+        kind = 'customer' if rd.random() < 0.7 else 'service'
+        key = rd.choice(self.customers if kind == 'customer' else SERVICES)
+        want, why = m.delete_party(kind, key)
+        res = self.expect("DO $d$ BEGIN DELETE FROM overage.%s WHERE %s_id = %s;"
+                          " RAISE EXCEPTION 'undone' USING ERRCODE = 'P0001'; END $d$"
+                          % (kind, kind, lit(key)), want or 'P0001')
+        if want and ('has calls' in res['message']) != (why == 'calls'):
+            self.fail('delete of %s %s: model says kept for its %s, database says %s'
+                      % (kind, key, why, res['message']))
+        self.count('delete %s %s' % (kind, why or 'ok (undone)'))
+
     def budget_step(self):
         """Now and then (a stream of its own): set_budget -- the default
         thresholds or one to five of its own, an amount around the partner's
@@ -1291,6 +1331,7 @@ class Scenario:
                 for mo in self.open_months():
                     self.check_preview(mo)
             self.budget_step()
+            self.delete_step()
             # no step but a rating raises an alert
             self.check_alerts('after step')
             # close the first month once the timeline has left it
