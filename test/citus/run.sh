@@ -7,7 +7,9 @@
 #   2. the holder model (test/model/holder_model.py) through the coordinator,
 #      the tables distributed right after each scenario's CREATE EXTENSION
 #   3. the metering model likewise, without live rating (METER_LIVE_RATING=0:
-#      a cluster has none)
+#      a cluster has none) and without deleting parties (METER_DELETES=0:
+#      on a cluster the loads lock their customers instead, and a customer
+#      or service with calls is not kept from a delete)
 #   4. isolation specs of the holder rules, the transfer and the month
 #      lock, through the coordinator, against the single node's expected
 #      outputs, unchanged.  The copies run here differ from the specs in
@@ -106,7 +108,7 @@ else
 	fail "holder model:"; tail -30 "$DIR/holder.log"
 fi
 t0=$(date +%s)
-if METER_LIVE_RATING=0 OVERAGE_AFTER_CREATE="SELECT overage.distribute($SHARDS)" \
+if METER_LIVE_RATING=0 METER_DELETES=0 OVERAGE_AFTER_CREATE="SELECT overage.distribute($SHARDS)" \
 	python3 test/model/metering_model.py overage_metermodel "$SEEDS" "$METER_STEPS" 1 >"$DIR/meter.log" 2>&1; then
 	pass "metering model: $(head -1 "$DIR/meter.log") ($(( $(date +%s) - t0 )) s)"
 else
