@@ -8,9 +8,9 @@
  *	  threshold of its budget.  Each alert is stored once per (month, kind,
  *	  partner, customer, service, threshold) by a unique key, and announced
  *	  on the NOTIFY channel overage_alert when its transaction commits.
- *	  This file stores and announces alerts (_raise_alerts); the rating
- *	  (rate_pending, its background worker, close_month) detects the
- *	  crossings and calls it.
+ *	  This file declares the store that announces them (_raise_alerts, C in
+ *	  src/alerts.c); the rating (rate_pending, its background worker,
+ *	  close_month) detects the crossings and calls it.
  *
  *-------------------------------------------------------------------------
  */
@@ -313,96 +313,9 @@ CREATE OR REPLACE FUNCTION @extschema@._raise_alerts(month date, kind text[], pa
 													 limit_value numeric[], crossed_at timestamptz[],
 													 known_new boolean[] DEFAULT NULL)
 RETURNS integer
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-	n		integer := cardinality(kind);
-	raised	integer;
-	trust	boolean;
-BEGIN
-	IF n IS NULL
-	   OR cardinality(partner_id) IS DISTINCT FROM n
-	   OR cardinality(customer_id) IS DISTINCT FROM n
-	   OR cardinality(service_id) IS DISTINCT FROM n
-	   OR cardinality(threshold) IS DISTINCT FROM n
-	   OR cardinality(value) IS DISTINCT FROM n
-	   OR cardinality(limit_value) IS DISTINCT FROM n
-	   OR cardinality(crossed_at) IS DISTINCT FROM n
-	   OR (known_new IS NOT NULL AND cardinality(known_new) IS DISTINCT FROM n) THEN
-		RAISE EXCEPTION '_raise_alerts: the nine arguments'' arrays differ in length'
-			USING ERRCODE = 'internal_error',
-				  DETAIL = format('kind %s, partner_id %s, customer_id %s, service_id %s, threshold %s, value %s, limit_value %s, crossed_at %s, known_new %s.',
-								  cardinality(kind), cardinality(partner_id),
-								  cardinality(customer_id), cardinality(service_id),
-								  cardinality(threshold), cardinality(value),
-								  cardinality(limit_value), cardinality(crossed_at),
-								  coalesce(cardinality(known_new)::text, 'NULL'));
-	END IF;
-
-	/*
-	 * Stored once: a row whose (month, kind, partner, customer, service,
-	 * threshold) is stored already, by this statement, an earlier rating
-	 * or a concurrent one (which this one waits for), is skipped (ON
-	 * CONFLICT DO NOTHING).  The rows the caller knows to be new (the pool
-	 * alerts of groups that had no rated state: a fresh month's are all of
-	 * them) are inserted plainly, without ON CONFLICT's speculative
-	 * insertion (40,000 alerts: about 80 ms less at the median); should
-	 * one be stored after all, the unique violation undoes the attempt,
-	 * its rows and its notifications, and the statement runs again with
-	 * every row going the ON CONFLICT way.  The rows stored are announced
-	 * in alert_id order; NOTIFY delivers at commit, so a rating rolled
-	 * back announces nothing.  One statement, no loop over the alerts: a
-	 * fresh month of a large operator raises tens of thousands at once.
-	 */
-	trust := true = ANY (known_new);
-	LOOP
-		BEGIN
-			WITH r AS MATERIALIZED (
-				SELECT * FROM unnest(_raise_alerts.kind, _raise_alerts.partner_id,
-									 _raise_alerts.customer_id, _raise_alerts.service_id,
-									 _raise_alerts.threshold, _raise_alerts.value,
-									 _raise_alerts.limit_value, _raise_alerts.crossed_at,
-									 _raise_alerts.known_new) WITH ORDINALITY
-					 AS r(kind, partner_id, customer_id, service_id, threshold, value,
-						  limit_value, crossed_at, known_new, o)
-			), fresh AS (
-				INSERT INTO @extschema@.alert AS x
-					(month, kind, partner_id, customer_id, service_id, threshold, value,
-					 limit_value, crossed_at, raised_at)
-				SELECT _raise_alerts.month, r.kind, r.partner_id, r.customer_id, r.service_id,
-					   r.threshold, r.value, r.limit_value, r.crossed_at,
-					   pg_catalog.clock_timestamp()
-				  FROM r WHERE trust AND r.known_new IS TRUE
-				 ORDER BY r.o
-				RETURNING x.*
-			), others AS (
-				INSERT INTO @extschema@.alert AS x
-					(month, kind, partner_id, customer_id, service_id, threshold, value,
-					 limit_value, crossed_at, raised_at)
-				SELECT _raise_alerts.month, r.kind, r.partner_id, r.customer_id, r.service_id,
-					   r.threshold, r.value, r.limit_value, r.crossed_at,
-					   pg_catalog.clock_timestamp()
-				  FROM r WHERE NOT (trust AND r.known_new IS TRUE)
-				 ORDER BY r.o
-				ON CONFLICT ON CONSTRAINT alert_once DO NOTHING
-				RETURNING x.*
-			)
-			SELECT count(pg_catalog.pg_notify('overage_alert', pg_catalog.row_to_json(s)::text))::integer
-			  INTO raised
-			  FROM (SELECT * FROM fresh UNION ALL SELECT * FROM others ORDER BY alert_id) s;
-			EXIT;
-		EXCEPTION WHEN unique_violation THEN
-			IF NOT trust THEN
-				RAISE;
-			END IF;
-			trust := false;
-		END;
-	END LOOP;
-	RETURN raised;
-END
-$$;
+AS 'MODULE_PATHNAME', 'raise_alerts'
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION @extschema@._raise_alerts(date, text[], text[], text[], text[], numeric[], numeric[], numeric[], timestamptz[], boolean[]) IS
-'Internal, for the rating (run as the owner): stores the alerts of month given as parallel arrays (one element per alert; arrays of different lengths: XX000), each once per (month, kind, partner, customer, service, threshold) (ON CONFLICT DO NOTHING: one stored before, by a concurrent rating or twice in the arrays is skipped; the rows known_new marks true are inserted plainly, all again with ON CONFLICT if one was stored after all), raised_at = clock_timestamp(), and sends each stored row as JSON (row_to_json) on channel overage_alert, delivered at commit. Returns the number stored';
+'Internal, for the rating (run as the owner): stores the alerts of month given as parallel arrays (one element per alert; arrays of different lengths: XX000), each once per (month, kind, partner, customer, service, threshold) (ON CONFLICT DO NOTHING: one stored before, by a concurrent rating or twice in the arrays is skipped; the rows known_new marks true are inserted plainly, all again with ON CONFLICT if one was stored after all), raised_at = clock_timestamp(), and sends each stored row as JSON (as row_to_json writes it) on channel overage_alert, in alert_id order, delivered at commit. Returns the number stored. C (src/alerts.c)';
