@@ -282,29 +282,57 @@ static void
 load_pending(RatingSet *set, DateADT month, const char *customer,
 			 const char *service, bool consume)
 {
-	static SPIPlanPtr consume_plan = NULL;
+	static SPIPlanPtr consume_plan[2] = {NULL, NULL};
 	static SPIPlanPtr all_plan = NULL;
 	static SPIPlanPtr one_plan = NULL;
+	static SPIPlanPtr figures_plan = NULL;
 
-	if (consume)
-		month_query(&consume_plan,
-					"WITH d AS (DELETE FROM overage.usage_pending p WHERE p.month = $1"
-					"  RETURNING p.*),"
-					" a AS (SELECT u.c, u.s, min(u.f) AS f, max(u.l) AS l,"
-					"  sum(u.n)::int8 AS n, sum(u.secs)::int8 AS secs"
-					"  FROM d, unnest(d.customer_id, d.service_id, d.first_at, d.last_at,"
-					"   d.calls, d.seconds) AS u(c, s, f, l, n, secs)"
-					"  GROUP BY u.c, u.s),"
-					" f AS (INSERT INTO overage.usage_month AS f"
-					"  (customer_id, service_id, month, calls, seconds, first_at, last_at)"
-					"  SELECT a.c, a.s, $1, a.n, a.secs, a.f, a.l FROM a ORDER BY a.c, a.s"
-					"  ON CONFLICT (month, customer_id, service_id) DO UPDATE"
+	/*
+	 * [0]: the month has figures already, which the pending calls add to
+	 * (ON CONFLICT DO UPDATE); [1]: it has none, so plain inserts, without
+	 * ON CONFLICT's speculative insertion of every group: a fresh month's
+	 * first consumption.  Only a consumption writes figures, under the
+	 * advisory lock, with a snapshot taken after it (as write_states).
+	 */
+#define CONSUME_SQL(UPSERT) \
+	"WITH d AS (DELETE FROM overage.usage_pending p WHERE p.month = $1" \
+	"  RETURNING p.*)," \
+	" a AS (SELECT u.c, u.s, min(u.f) AS f, max(u.l) AS l," \
+	"  sum(u.n)::int8 AS n, sum(u.secs)::int8 AS secs" \
+	"  FROM d, unnest(d.customer_id, d.service_id, d.first_at, d.last_at," \
+	"   d.calls, d.seconds) AS u(c, s, f, l, n, secs)" \
+	"  GROUP BY u.c, u.s)," \
+	" f AS (INSERT INTO overage.usage_month AS f" \
+	"  (customer_id, service_id, month, calls, seconds, first_at, last_at)" \
+	"  SELECT a.c, a.s, $1, a.n, a.secs, a.f, a.l FROM a ORDER BY a.c, a.s" \
+	UPSERT ")" \
+	" SELECT a.c, a.s, a.f FROM a"
+	static const char *const consume_sql[2] = {
+		CONSUME_SQL("  ON CONFLICT (month, customer_id, service_id) DO UPDATE"
 					"  SET calls = f.calls + excluded.calls,"
 					"   seconds = f.seconds + excluded.seconds,"
 					"   first_at = least(f.first_at, excluded.first_at),"
-					"   last_at = greatest(f.last_at, excluded.last_at))"
-					" SELECT a.c, a.s, a.f FROM a",
+					"   last_at = greatest(f.last_at, excluded.last_at)"),
+		CONSUME_SQL("")
+	};
+
+	if (consume)
+	{
+		Oid			argtypes[1] = {DATEOID};
+		Datum		values[1] = {DateADTGetDatum(month)};
+		bool		isnull;
+		int			fresh;
+
+		overage_spi_exec(&figures_plan,
+						 "SELECT NOT EXISTS (SELECT FROM overage.usage_month f"
+						 " WHERE f.month = $1)",
+						 1, argtypes, values, NULL, 0);
+		fresh = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull)) ? 1 : 0;
+		SPI_freetuptable(SPI_tuptable);
+		month_query(&consume_plan[fresh], consume_sql[fresh],
 					NULL, NULL, month, NULL, NULL, true);
+	}
 	else
 		month_query(&all_plan,
 					"SELECT u.c, u.s, min(u.f) FROM overage.usage_pending p,"
@@ -934,6 +962,34 @@ time_array(TimestampTz *v, int n)
 	return overage_array(d, NULL, n, TIMESTAMPTZOID);
 }
 
+/*
+ * minutes_array
+ *		Seconds as minutes, each what round(seconds / 60.0, 6) gives (scale
+ *		6), computed exactly: the fraction of a minute is r/60 of whole
+ *		seconds r < 60, so its millionths are r * 50000 / 3, rounded half
+ *		away from zero (a third is never a half, so the division's own
+ *		rounding at 16 digits cannot change the sixth).
+ */
+static Datum
+minutes_array(int64 *secs, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+	char		buf[64];
+
+	for (int i = 0; i < n; i++)
+	{
+		uint64		a = secs[i] < 0 ? -(uint64) secs[i] : (uint64) secs[i];
+		uint64		r = a % 60;
+		uint64		micro = (r * 50000 * 2 + 3) / 6;	/* rounded half up */
+
+		snprintf(buf, sizeof(buf), "%s" UINT64_FORMAT ".%06u",
+				 secs[i] < 0 ? "-" : "", a / 60, (unsigned) micro);
+		d[i] = DirectFunctionCall3(numeric_in, CStringGetDatum(buf),
+								   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	}
+	return overage_array(d, NULL, n, NUMERICOID);
+}
+
 static Datum
 bool_array(bool *v, int n)
 {
@@ -1158,8 +1214,8 @@ raise_pool_alerts(LiveRun *run)
 	TimestampTz *at = palloc(sizeof(TimestampTz) * cap);
 	bool	   *known_new = palloc(sizeof(bool) * cap);
 	Oid			types[10] = {DATEOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-		TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
-	BOOLARRAYOID};
+		TEXTARRAYOID, INT8ARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID,
+	TIMESTAMPTZARRAYOID, BOOLARRAYOID};
 	Datum		values[10];
 	bool		isnull;
 
@@ -1203,17 +1259,13 @@ raise_pool_alerts(LiveRun *run)
 	values[3] = text_array(cust);
 	values[4] = text_array(svc);
 	values[5] = int8_array(pct, n);
-	values[6] = int8_array(inc, n);
-	values[7] = int8_array(pool, n);
+	values[6] = minutes_array(inc, n);
+	values[7] = minutes_array(pool, n);
 	values[8] = time_array(at, n);
 	values[9] = bool_array(known_new, n);
 	overage_spi_exec(&plan,
 					 "SELECT overage._raise_alerts($1, $2, $3, $4, $5, $6::numeric[],"
-					 " (SELECT array_agg(round(v / 60.0, 6) ORDER BY o)"
-					 "   FROM unnest($7::int8[]) WITH ORDINALITY AS x(v, o)),"
-					 " (SELECT array_agg(round(v / 60.0, 6) ORDER BY o)"
-					 "   FROM unnest($8::int8[]) WITH ORDINALITY AS x(v, o)),"
-					 " $9, $10)",
+					 " $7, $8, $9, $10)",
 					 10, types, values, NULL, 0);
 	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 									   1, &isnull));

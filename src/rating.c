@@ -309,25 +309,31 @@ rating_load_pools(RatingSet *set, TimestampTz from, TimestampTz to,
 /*
  * rating_load_holders
  *		Holder spans that overlap [from, to), for every (customer, service)
- *		or only the one given.  The reseller (1.2) is read through to_jsonb
- *		so that the query also runs on a 1.0 or 1.1 schema, which has no
- *		such column (the library serves every version).
+ *		or only the one given.  The reseller is 1.2's column; a 1.0 or 1.1
+ *		schema, which the library also serves, has none ([0]: NULL).
  */
 void
 rating_load_holders(RatingSet *set, TimestampTz from, TimestampTz to,
 					const char *customer, const char *service)
 {
-	static SPIPlanPtr all_plan = NULL;
-	static SPIPlanPtr one_plan = NULL;
-#define HOLDER_SQL \
+	static SPIPlanPtr all_plan[2] = {NULL, NULL};
+	static SPIPlanPtr one_plan[2] = {NULL, NULL};
+	int			v = overage_has_column("holder_period", "reseller_id") ? 1 : 0;
+#define HOLDER_SQL(RESELLER) \
 	"SELECT hp.customer_id, hp.service_id, hp.valid_from, hp.valid_to," \
-	" hp.partner_id, hp.subscription_id," \
-	" pg_catalog.to_jsonb(hp) OPERATOR(pg_catalog.->>) 'reseller_id'" \
+	" hp.partner_id, hp.subscription_id, " RESELLER \
 	" FROM overage.holder_period hp" \
 	" WHERE hp.valid_from < $2 AND (hp.valid_to IS NULL OR hp.valid_to > $1)" \
 	"  AND (hp.valid_to IS NULL OR hp.valid_to > hp.valid_from)"
-	history_query(&all_plan, HOLDER_SQL,
-				  &one_plan, HOLDER_SQL " AND hp.customer_id = $3 AND hp.service_id = $4",
+	static const char *const all_sql[2] = {
+		HOLDER_SQL("NULL::text"), HOLDER_SQL("hp.reseller_id")
+	};
+	static const char *const one_sql[2] = {
+		HOLDER_SQL("NULL::text") " AND hp.customer_id = $3 AND hp.service_id = $4",
+		HOLDER_SQL("hp.reseller_id") " AND hp.customer_id = $3 AND hp.service_id = $4"
+	};
+
+	history_query(&all_plan[v], all_sql[v], &one_plan[v], one_sql[v],
 				  from, to, customer, service);
 
 	for (uint64 i = 0; i < SPI_processed; i++)
