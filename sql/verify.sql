@@ -130,6 +130,16 @@ DELETE FROM overage.usage WHERE user_id = 'u3';
 SELECT * FROM t.failed();
 ROLLBACK;
 
+-- usage_parties: a customer with calls deleted (its delete guard and the
+-- foreign keys of its rows off), and a call of a service that is not in
+-- the catalog
+BEGIN;
+SET LOCAL session_replication_role = replica;
+DELETE FROM overage.customer WHERE customer_id = 'c1';
+UPDATE overage.usage SET service_id = 'fax' WHERE user_id = 'u3';
+SELECT * FROM t.failed() WHERE check_name = 'usage_parties';
+ROLLBACK;
+
 -- charge_lines: a line of the closed month deleted, another one's amount
 -- changed, and a line in the open month
 BEGIN;

@@ -303,6 +303,29 @@ BEGIN
 	RETURN QUERY SELECT * FROM @extschema@._verify_result('usage_month', n, 'groups', bad);
 
 	/*
+	 * usage_parties (1.2): every call's customer and service exist.  A
+	 * load refuses unknown ones, and a customer or service with calls
+	 * cannot be deleted (_party_delete_guard); a database of 1.1, which
+	 * let a customer go once its calls were committed, a superuser with
+	 * the triggers off, or a Citus cluster (where the guard does not
+	 * run) can still leave calls whose party is gone: their lines would
+	 * name a customer the reconciliation file cannot.
+	 */
+	SELECT count(*), array_agg(k ORDER BY k) FILTER (WHERE NOT agree)
+	  INTO n, bad
+	  FROM (SELECT g.customer_id || '/' || g.service_id || ' (' || g.calls
+				   || CASE WHEN g.calls = 1 THEN ' call' ELSE ' calls' END
+				   || CASE WHEN c.customer_id IS NULL THEN ', no such customer' ELSE '' END
+				   || CASE WHEN v.service_id IS NULL THEN ', no such service' ELSE '' END
+				   || ')' AS k,
+				   c.customer_id IS NOT NULL AND v.service_id IS NOT NULL AS agree
+			  FROM (SELECT u.customer_id, u.service_id, count(*) AS calls
+					  FROM @extschema@.usage u GROUP BY 1, 2) g
+			  LEFT JOIN @extschema@.customer c ON c.customer_id = g.customer_id
+			  LEFT JOIN @extschema@.service v ON v.service_id = g.service_id) x;
+	RETURN QUERY SELECT * FROM @extschema@._verify_result('usage_parties', n, 'groups', bad);
+
+	/*
 	 * rated_state: the stored rated state (rated_group, rated_line, what
 	 * rate_pending and the worker write, what the close and pool_status
 	 * read) gives what rating from scratch gives: in every month that is
@@ -504,4 +527,4 @@ END
 $$;
 
 COMMENT ON FUNCTION @extschema@.verify() IS
-'Operator only. The consistency of everything the triggers maintain, one row per check (holder_open_period, holder_period_overlap, holder_period_gap, assignment_log, holder_eligible, license_quantity, usage_month, rated_state, charge_lines, transfers, sequences); detail names the count and the first offending keys. Reports, never repairs. Run it after a restore or after writes with the triggers off';
+'Operator only. The consistency of everything the triggers maintain, one row per check (holder_open_period, holder_period_overlap, holder_period_gap, assignment_log, holder_eligible, license_quantity, usage_month, usage_parties, rated_state, charge_lines, transfers, sequences); detail names the count and the first offending keys. Reports, never repairs. Run it after a restore or after writes with the triggers off';
