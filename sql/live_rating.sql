@@ -142,6 +142,14 @@ SELECT * FROM pg_temp.alerts WHERE threshold = 300;	-- budget 300 % at 10-07 (6.
 SELECT partner_id, customer_id, service_id, overage_seconds, quantity, unit_price, amount, currency
   FROM overage.charge;
 SELECT * FROM pg_temp.state;		-- 6 of 6
+-- a price change after the close marks the service's groups stale from
+-- the start, in every month; a closed month's lines are final and its
+-- state is never rated again, so it shows no stale group
+UPDATE overage.service SET unit_price = 0.02 WHERE service_id = 'CALL';
+SELECT cause, from_at FROM overage.rating_stale;
+SELECT * FROM pg_temp.state;		-- 6 of 6, none stale
+SELECT overage.rate_pending() AS rated;	-- takes the change in, nothing to rate: 0
+SELECT count(*) AS marks FROM overage.rating_stale;
 
 ------------------------------------------------------------------------------
 -- 7. What the rating's tables refuse, and who may rate

@@ -268,8 +268,12 @@ BEGIN
 			   coalesce(f.calls, 0) + coalesce(p.calls, 0) AS calls,
 			   r.calls AS rated_calls, r.rated_at,
 			   r.month IS NOT NULL AS rated,
-			   -- the state outdated by a late call or a dated change?
+			   -- the state outdated by a late call or a dated change?  Not
+			   -- in a closed month: its lines are final and its state is
+			   -- never rated again (rate_pending drops the mark)
 			   r.month IS NOT NULL AND
+			   r.month NOT IN (SELECT b.month FROM @extschema@.billing_month b
+								WHERE b.closed_at IS NOT NULL) AND
 			   (coalesce(p.first_at < r.rated_to, false) OR EXISTS (
 					SELECT 1 FROM @extschema@.rating_stale x
 					 WHERE x.from_at < r.rated_to
@@ -294,4 +298,4 @@ END
 $$;
 
 COMMENT ON FUNCTION @extschema@.rating_status() IS
-'Per calendar month with calls: the calls, how many of them are rated with a current rated state, the groups (customer, service) whose rated state a late call or a dated change made stale, and when the month was last rated. Operator only';
+'Per calendar month with calls: the calls, how many of them are rated with a current rated state, the groups (customer, service) whose rated state a late call or a dated change made stale (none in a closed month, whose lines are final), and when the month was last rated. Operator only';
