@@ -697,6 +697,7 @@ class Scenario:
         # of each seed's timeline is the one it was before budgets
         self.rb = random.Random(seed * 7919 + 17)
         self.rd = random.Random(seed * 104729 + 5)      # delete attempts: a stream of their own
+        self.rp = random.Random(seed * 104729 + 7)      # own-price round trips: one of their own
         # a 1.1 build has no alerts; nor has a Citus cluster (no live
         # rating there: README "Scaling out"), and budgets are left out
         self.alerts_checked = rule == '1.2' and os.environ.get('METER_LIVE_RATING', '1') != '0'
@@ -987,6 +988,38 @@ class Scenario:
             if mo not in self.model.closed and (rated != calls or stale != 0):
                 self.fail('rating_status(%s) right after rate_pending: %d of %d calls rated, %d stale groups'
                           % (month, rated, calls, stale))
+        self.check_closed_status('right after rate_pending')
+
+    def check_closed_status(self, when):
+        """A closed month's lines are final: rating_status() shows every one
+        of its calls rated and no stale group, whatever dated change
+        reaches back into it (README "Live rating")."""
+        got = self.query_json(
+            "SELECT coalesce(json_agg(json_build_array(month::text, calls, rated_calls, stale_groups)"
+            " ORDER BY month), '[]') FROM overage.rating_status()")
+        for month, calls, rated, stale in got:
+            if datetime.date.fromisoformat(month) in self.model.closed and (rated != calls or stale != 0):
+                self.fail('rating_status(%s), a closed month, %s: %d of %d calls rated, %d stale groups'
+                          % (month, when, rated, calls, stale))
+
+    def own_price_step(self):
+        """Now and then, once a month is closed (a stream of its own): a
+        service's own price changed and changed back, two statements, each
+        committed.  Each marks the service's groups of every month stale
+        from the start; the prices the model knows do not change.  A closed
+        month must still show no stale group."""
+        rp, m = self.rp, self.model
+        if not m.closed or rp.random() >= 0.05 or os.environ.get('METER_LIVE_RATING', '1') == '0':
+            return
+        svc = rp.choice(SERVICES)
+        self.expect("UPDATE overage.service SET unit_price = unit_price + 0.01 WHERE service_id = %s"
+                    " RETURNING unit_price::text"
+                    % lit(svc), None)
+        self.expect("UPDATE overage.service SET unit_price = %s WHERE service_id = %s"
+                    " RETURNING unit_price::text"
+                    % (lit(str(m.prices[svc])), lit(svc)), None)
+        self.count('own price changed and back after a close')
+        self.check_closed_status('after a change of the own price of %s' % svc)
 
     def invalid_usage_step(self):
         r = self.r
@@ -1333,6 +1366,7 @@ class Scenario:
                     self.check_preview(mo)
             self.budget_step()
             self.delete_step()
+            self.own_price_step()
             # no step but a rating raises an alert
             self.check_alerts('after step')
             # close the first month once the timeline has left it
