@@ -23,6 +23,10 @@ SELECT overage.purchase('P1', 'C1', 'E5', '1', 1, '2026-09-01 00:00Z') IS NOT NU
 INSERT INTO overage.usage (customer_id, service_id, user_id, started_at, duration_s) VALUES
 	('C1', 'CALL', 'u', '2026-10-02 10:00Z', 60),
 	('C1', 'CALL', 'u', '2026-10-03 10:00Z', 90);
+-- every page all-visible: the close reads the calls from the index alone
+-- (as an index-only scan does), not from the table
+VACUUM overage.usage;
+SELECT relallvisible > 0 AS all_visible FROM pg_class WHERE oid = 'overage.usage'::regclass;
 
 -- close in a transaction that is rolled back: no lines, month still open
 BEGIN;
