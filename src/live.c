@@ -1172,6 +1172,17 @@ bool_array(bool *v, int n)
 	return overage_array(d, NULL, n, BOOLOID);
 }
 
+/* groups by (customer, service), byte order */
+static int
+group_order_cmp(const void *a, const void *b)
+{
+	const RateGroup *ga = *(RateGroup *const *) a;
+	const RateGroup *gb = *(RateGroup *const *) b;
+	int			c = strcmp(ga->customer, gb->customer);
+
+	return c != 0 ? c : strcmp(ga->service, gb->service);
+}
+
 /*
  * write_states
  *		Store the state of every group walked in this run: rated_group
@@ -1189,6 +1200,8 @@ write_states(LiveRun *run)
 	RatingSet  *set = run->set;
 	HASH_SEQ_STATUS seq;
 	RateGroup  *g;
+	RateGroup **groups;
+	long		ngroups;
 	List	   *cust = NIL;
 	List	   *svc = NIL;
 	int			n = 0;
@@ -1210,13 +1223,27 @@ write_states(LiveRun *run)
 
 	for (int k = 0; k < 6; k++)
 		fig[k] = palloc(sizeof(int64) * cap);
+	/*
+	 * The groups in (customer, service) order, so that the states and the
+	 * lines are stored in the order of their indexes, which close_month
+	 * and the readers scan them by (byte order: the DB's collation may
+	 * differ a little; only the physical order is at stake).
+	 */
+	ngroups = hash_get_num_entries(set->groups);
+	groups = palloc(sizeof(RateGroup *) * Max(ngroups, 1));
+	ngroups = 0;
 	hash_seq_init(&seq, set->groups);
 	while ((g = (RateGroup *) hash_seq_search(&seq)) != NULL)
+		if (g->mode == LIVE_FULL || g->mode == LIVE_RESUME)
+			groups[ngroups++] = g;
+	if (ngroups > 1)
+		qsort(groups, ngroups, sizeof(RateGroup *), group_order_cmp);
+	for (long gi = 0; gi < ngroups; gi++)
 	{
 		TimestampTz to;
 
-		if (g->mode != LIVE_FULL && g->mode != LIVE_RESUME)
-			continue;
+		g = groups[gi];
+
 		if (g->last_at != DT_NOBEGIN)
 			to = live_next_us(g->last_at);
 		else if (g->mode == LIVE_RESUME)
