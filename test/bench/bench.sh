@@ -105,9 +105,15 @@ rated=$(psql -c "SELECT rated_calls || ' of ' || calls || ' calls rated, ' || st
 out=$(timed_mem "SELECT overage.close_month('$MONTH')"); t_close=$(echo "$out" | head -1); m_close=$(echo "$out" | tail -1)
 
 # many small statements: 100 statements of 1000 calls (dated a month
-# earlier), through usage and into the plain table
-b_usage=$(ms "SELECT bench.load_batches('overage.usage', 1000, 100000)")
-b_plain=$(ms "SELECT bench.load_batches('bench.plain_usage', 1000, 100000)")
+# earlier), through usage and into the plain table; twice each,
+# alternating, the better of each side compared (the second round loads
+# the same calls again, on each side)
+t_b_usage=(); t_b_plain=()
+for round in 1 2; do
+	t_b_usage+=("$(ms "SELECT bench.load_batches('overage.usage', 1000, 100000)")")
+	t_b_plain+=("$(ms "SELECT bench.load_batches('bench.plain_usage', 1000, 100000)")")
+done
+b_usage=$(best "${t_b_usage[@]}"); b_plain=$(best "${t_b_plain[@]}")
 
 # four loaders at once, overlapping customers, each committing statements
 # of 1000 calls (dated two months earlier), through usage and into the
@@ -120,8 +126,12 @@ par() {
 	wait
 	echo $(( ($(date +%s%N) - t0) / 1000000 ))
 }
-p_usage=$(par overage.usage)
-p_plain=$(par bench.plain_usage)
+t_p_usage=(); t_p_plain=()
+for round in 1 2; do
+	t_p_usage+=("$(par overage.usage)")
+	t_p_plain+=("$(par bench.plain_usage)")
+done
+p_usage=$(best "${t_p_usage[@]}"); p_plain=$(best "${t_p_plain[@]}")
 
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
 echo
@@ -138,9 +148,10 @@ echo "         ordered scan: $(private "$m_scan") (the close's read, in plain SQ
 echo "         preview:      $(private "$m_preview")"
 echo "         rate_pending: $(private "$m_rate") (the fresh month)"
 echo "         close_month:  $(private "$m_close") (after rate_pending)"
-echo "batches  100 x 1000 calls: overage.usage ${b_usage} ms, plain ${b_plain} ms, ratio usage/plain throughput $(ratio "$b_plain" "$b_usage") (target >= 0.6)"
-echo "         4 loaders at once, 25 x 1000 calls each, a commit per statement: overage.usage ${p_usage} ms, plain ${p_plain} ms, ratio $(ratio "$p_plain" "$p_usage") (target >= 0.6)"
+echo "batches  100 x 1000 calls (best of 2 each): overage.usage ${b_usage} ms, plain ${b_plain} ms, ratio usage/plain throughput $(ratio "$b_plain" "$b_usage") (target >= 0.6)"
+echo "         4 loaders at once, 25 x 1000 calls each, a commit per statement (best of 2 each): overage.usage ${p_usage} ms, plain ${p_plain} ms, ratio $(ratio "$p_plain" "$p_usage") (target >= 0.6)"
 echo "raw      ingest plain ${i_plain[*]} / usage ${i_usage[*]}; floor ${t_floor[*]}; preview ${t_preview[*]}; sql ${t_sql[*]}"
+echo "raw      100 x 1000: usage ${t_b_usage[*]} / plain ${t_b_plain[*]}; 4 loaders: usage ${t_p_usage[*]} / plain ${t_p_plain[*]}"
 echo "raw      rate_pending ${t_rate_r[*]}; floor around it ${t_floor_r[*]}"
 for c in "${cand[@]}"; do echo "cand     $c"; done
 if [ "$diff" != "0" ]; then
