@@ -133,7 +133,8 @@ for round in 1 2; do
 done
 p_usage=$(best "${t_p_usage[@]}"); p_plain=$(best "${t_p_plain[@]}")
 
-ratio() { echo "scale=2; $1 / $2" | bc -l; }
+# rounded to two decimals (bc alone would truncate: 0.109 printed as .10)
+ratio() { LC_ALL=C printf "%.2f" "$(echo "scale=6; $1 / $2" | bc -l)"; }
 echo
 echo "== results ($N calls, $CUSTOMERS customers, $groups (customer, service) groups, $over_groups with overage, $lines lines)"
 echo "ingest   overage.usage ${usage} ms = $(echo "$N * 1000 / $usage" | bc) rows/s;  plain table ${plain} ms = $(echo "$N * 1000 / $plain" | bc) rows/s;  ratio usage/plain throughput $(ratio "$plain" "$usage") (target >= 0.6)"
