@@ -762,7 +762,8 @@ stream_calls(LiveRun *run, SPIPlanPtr plan, int nparams, Datum *values,
  *		executor's scan keeps one map page pinned, so it re-reads a map
  *		page (a buffer lookup and pin) for most calls; here every map page
  *		met stays pinned until the end.  Returns false, having read
- *		nothing, where the executor must do it: a Citus table (the calls
+ *		nothing, where the executor must do it: no pinned snapshot (every
+ *		reader pins one: live_read, rate_pending), a Citus table (the calls
  *		are on the workers) or a relation map (a worker's shard), a
  *		serializable transaction (predicate locks), or an index not of the
  *		expected shape or not valid.
@@ -785,15 +786,14 @@ walk_month_index(LiveRun *run)
 	IndexScanDesc scan;
 	ScanKeyData key;
 	Snapshot	snap;
-	bool		pushed = false;
 	TupleTableSlot *hslot;
 	Buffer		vmbuf[WALK_VM_SLOTS];
 	LiveReceiver r;
 	ItemPointer tid;
 	long		n = 0;
 
-	if (overage_spi_mapped() || IsolationIsSerializable() || !OidIsValid(nsp) ||
-		overage_is_distributed())
+	if (!overage_spi_pinned() || overage_spi_mapped() || IsolationIsSerializable() ||
+		!OidIsValid(nsp) || overage_is_distributed())
 		return false;
 	relid = get_relname_relid("usage", nsp);
 	idxid = get_relname_relid("usage_rating", nsp);
@@ -818,16 +818,8 @@ walk_month_index(LiveRun *run)
 		return false;
 	}
 
-	/* the snapshot stream_calls would use: the pinned one, else a fresh one */
-	if (overage_spi_pinned())
-		snap = GetActiveSnapshot();
-	else
-	{
-		CommandCounterIncrement();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pushed = true;
-		snap = GetActiveSnapshot();
-	}
+	/* the pinned snapshot, the one stream_calls reads with */
+	snap = GetActiveSnapshot();
 
 	memset(&r, 0, sizeof(r));
 	r.run = run;
@@ -900,8 +892,6 @@ walk_month_index(LiveRun *run)
 	for (int i = 0; i < WALK_VM_SLOTS; i++)
 		if (BufferIsValid(vmbuf[i]))
 			ReleaseBuffer(vmbuf[i]);
-	if (pushed)
-		PopActiveSnapshot();
 	index_close(index, NoLock);
 	table_close(heap, NoLock);
 	return true;
