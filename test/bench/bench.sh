@@ -86,11 +86,13 @@ m_preview=$(mem "$preview_sql")
 # compared (the floor moves by 1.5x within a run on a busy machine).  Then
 # what readers pay once it has run: preview_month, pool_status per call,
 # and close_month (time and memory, in a fresh backend).
+# the time of a statement in a transaction that is rolled back
+ms_rolled_back() { psql -c "BEGIN" -c "SELECT bench.ms(\$q\$$1\$q\$)" -c "ROLLBACK"; }
 timed_mem() { psql -c "SELECT bench.ms(\$q\$$1\$q\$)" -c "SELECT (regexp_match(s, 'VmHWM:\s+(\d+) kB'))[1] || ' ' || (regexp_match(s, 'RssShmem:\s+(\d+) kB'))[1] FROM pg_read_file('/proc/self/status') s"; }
 t_floor_r=(); t_rate_r=()
 for round in 1 2; do
 	t_floor_r+=("$(ms "$floor_sql")")
-	t_rate_r+=("$(psql -c "BEGIN" -c "SELECT bench.ms('SELECT overage.rate_pending()')" -c "ROLLBACK")")
+	t_rate_r+=("$(ms_rolled_back "SELECT overage.rate_pending()")")
 	psql -c "VACUUM overage.rated_group, overage.rated_line, overage.alert, overage.usage_month, overage.usage_pending, overage.rating_stale"
 done
 t_floor_r+=("$(ms "$floor_sql")")
@@ -109,7 +111,7 @@ rated=$(psql -c "SELECT rated_calls || ' of ' || calls || ' calls rated, ' || st
 # trimmed run
 t_close_r=()
 for round in 1 2; do
-	t_close_r+=("$(psql -c "BEGIN" -c "SELECT bench.ms('SELECT overage.close_month(''$MONTH'')')" -c "ROLLBACK")")
+	t_close_r+=("$(ms_rolled_back "SELECT overage.close_month('$MONTH')")")
 	psql -c "VACUUM overage.charge, overage.billing_month"
 done
 out=$(timed_mem "SELECT overage.close_month('$MONTH')"); t_close_r+=("$(echo "$out" | head -1)"); m_close=$(echo "$out" | tail -1)
