@@ -142,13 +142,13 @@ LANGUAGE C
 SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION @extschema@._party_delete_guard() IS
-'Internal (1.2): BEFORE DELETE trigger on overage.customer and overage.service: one with calls in overage.usage is kept (23503), as a foreign key would keep it; takes usage in SHARE mode first (waits for the loads in flight, holds new ones off until the delete commits), so that loads in READ COMMITTED look their parties up without locking them';
+'Internal (1.2): BEFORE DELETE and BEFORE UPDATE OF the id trigger on overage.customer and overage.service: one with calls in overage.usage is kept under its id (23503), as a foreign key would keep it; takes usage in SHARE mode first (waits for the loads in flight, holds new ones off until the delete commits), so that loads in READ COMMITTED look their parties up without locking them; a delete that goes through makes every backend forget the ids it found (party_cache.c)';
 
 CREATE OR REPLACE TRIGGER customer_keep_calls
-	BEFORE DELETE ON @extschema@.customer
+	BEFORE DELETE OR UPDATE OF customer_id ON @extschema@.customer
 	FOR EACH ROW EXECUTE FUNCTION @extschema@._party_delete_guard();
 CREATE OR REPLACE TRIGGER service_keep_calls
-	BEFORE DELETE ON @extschema@.service
+	BEFORE DELETE OR UPDATE OF service_id ON @extschema@.service
 	FOR EACH ROW EXECUTE FUNCTION @extschema@._party_delete_guard();
 
 CREATE OR REPLACE FUNCTION @extschema@._provision(partner_id text, customer_id text,

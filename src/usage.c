@@ -51,6 +51,7 @@
 #include "utils/date.h"
 #include "utils/datetime.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -62,6 +63,7 @@
 #include "restore.h"
 #include "guard.h"
 #include "month.h"
+#include "party_cache.h"
 #include "citus.h"
 #include "rating.h"
 #include "spi_util.h"
@@ -317,6 +319,18 @@ report_missing(SPIPlanPtr *plan, const char *sql, const char *what,
 			 errhint("Nothing of the statement was written.")));
 }
 
+/* the ids of items[0..n) this backend has not found in relid before */
+static int
+unknown_parties(Oid relid, char **items, int n, char **unknown)
+{
+	int			k = 0;
+
+	for (int i = 0; i < n; i++)
+		if (!party_cache_known(relid, items[i], strlen(items[i])))
+			unknown[k++] = items[i];
+	return k;
+}
+
 /*
  * check_parties
  *		Every customer and service exists, in one round trip; a second one
@@ -337,9 +351,9 @@ check_parties(char **customers, int nc, char **services, int ns)
 	bool		isnull;
 	int64		found_c;
 	int64		found_s;
+	Oid			customer_rel = InvalidOid;
+	Oid			service_rel = InvalidOid;
 
-	values[0] = text_array(customers, nc);
-	values[1] = text_array(services, ns);
 	if (overage_is_distributed())
 	{
 		/*
@@ -351,10 +365,12 @@ check_parties(char **customers, int nc, char **services, int ns)
 		 */
 		static SPIPlanPtr cluster_plan = NULL;
 		static Oid	plan_rel = InvalidOid;
-		Oid			customer_rel = get_relname_relid("customer",
-													 get_namespace_oid("overage", false));
+		Oid			rel = get_relname_relid("customer",
+											get_namespace_oid("overage", false));
 
-		if (cluster_plan != NULL && plan_rel != customer_rel)
+		values[0] = text_array(customers, nc);
+		values[1] = text_array(services, ns);
+		if (cluster_plan != NULL && plan_rel != rel)
 		{
 			SPI_freeplan(cluster_plan);
 			cluster_plan = NULL;
@@ -371,7 +387,7 @@ check_parties(char **customers, int nc, char **services, int ns)
 			cluster_plan = SPI_prepare(sql, 2, argtypes);
 			if (cluster_plan == NULL || SPI_keepplan(cluster_plan) != 0)
 				elog(ERROR, "could not prepare the party check of the cluster");
-			plan_rel = customer_rel;
+			plan_rel = rel;
 		}
 		if (SPI_execute_plan(cluster_plan, values, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "party check failed");
@@ -384,6 +400,8 @@ check_parties(char **customers, int nc, char **services, int ns)
 		 * rows fails then (a serialization failure), as a foreign key check
 		 * would.
 		 */
+		values[0] = text_array(customers, nc);
+		values[1] = text_array(services, ns);
 		overage_spi_exec(&lock_plan,
 						 "SELECT (SELECT count(*) FROM (SELECT 1 FROM overage.customer c"
 						 "  WHERE c.customer_id = ANY ($1) FOR KEY SHARE) l),"
@@ -403,7 +421,27 @@ check_parties(char **customers, int nc, char **services, int ns)
 		 * snapshot no longer finds the party.  Locking the rows cost the
 		 * loads a WAL record per customer and, with several loaders at
 		 * once, a MultiXact per shared customer.
+		 *
+		 * Only the ids this backend has not found before are looked up:
+		 * the delete also tells every backend to forget the ids it found
+		 * (party_cache.c), before this statement could miss it.
 		 */
+		Oid			nsp = get_namespace_oid("overage", false);
+		char	  **uc = palloc(sizeof(char *) * Max(nc, 1));
+		char	  **us = palloc(sizeof(char *) * Max(ns, 1));
+
+		customer_rel = get_relname_relid("customer", nsp);
+		service_rel = get_relname_relid("service", nsp);
+		if (!OidIsValid(customer_rel) || !OidIsValid(service_rel))
+			elog(ERROR, "overage.customer or overage.service is missing");
+		nc = unknown_parties(customer_rel, customers, nc, uc);
+		ns = unknown_parties(service_rel, services, ns, us);
+		if (nc == 0 && ns == 0)
+			return;
+		customers = uc;
+		services = us;
+		values[0] = text_array(customers, nc);
+		values[1] = text_array(services, ns);
 		overage_spi_exec(&find_plan,
 						 "SELECT (SELECT count(*) FROM overage.customer c"
 						 "  WHERE c.customer_id = ANY ($1)),"
@@ -427,6 +465,15 @@ check_parties(char **customers, int nc, char **services, int ns)
 					   " WHERE NOT EXISTS (SELECT 1 FROM overage.service s"
 					   " WHERE s.service_id = u.id) ORDER BY 1",
 					   "service", values[1]);
+
+	/* READ COMMITTED: remember what was found */
+	if (OidIsValid(customer_rel))
+	{
+		for (int i = 0; i < nc; i++)
+			party_cache_add(customer_rel, customers[i], strlen(customers[i]));
+		for (int i = 0; i < ns; i++)
+			party_cache_add(service_rel, services[i], strlen(services[i]));
+	}
 }
 
 /*
@@ -671,19 +718,23 @@ usage_ingest(PG_FUNCTION_ARGS)
 
 /*
  * party_delete_guard
- *		BEFORE DELETE row trigger of overage.customer and overage.service: a
- *		customer or a service with calls in overage.usage is kept (23503),
- *		as a foreign key from usage would keep it.  usage has no such key
- *		(its hot path stays one index; usage_ingest checks the parties once
- *		per statement).  Instead the delete takes usage in SHARE mode
- *		first: it waits for every load in flight to end and holds new ones
- *		off until the deleting transaction ends; then it looks for calls
- *		with the latest snapshot, so that a REPEATABLE READ delete also
- *		sees the loads that committed after its snapshot.  This is what
- *		lets a READ COMMITTED load check its parties without locking their
- *		rows.  On a Citus cluster the loads lock the rows (check_parties),
- *		and this trigger, which fires on every placement of the reference
- *		tables, does nothing.
+ *		BEFORE DELETE and BEFORE UPDATE OF the key row trigger of
+ *		overage.customer and overage.service: a customer or a service with
+ *		calls in overage.usage is kept (23503), under its id, as a foreign
+ *		key from usage would keep it.  usage has no such key (its hot path
+ *		stays one index; usage_ingest checks the parties once per
+ *		statement).  Instead the delete takes usage in SHARE mode first: it
+ *		waits for every load in flight to end and holds new ones off until
+ *		the deleting transaction ends; then it looks for calls with the
+ *		latest snapshot, so that a REPEATABLE READ delete also sees the
+ *		loads that committed after its snapshot.  A delete that goes
+ *		through invalidates the table's relcache entry, which makes every
+ *		backend forget the ids it found (party_cache.c).  This is what lets
+ *		a READ COMMITTED load check its parties without locking their rows,
+ *		and mostly without looking them up.  A change of the id is a delete
+ *		of the old one.  On a Citus cluster the loads lock the rows
+ *		(check_parties), and this trigger, which fires on every placement
+ *		of the reference tables, does nothing.
  */
 Datum
 party_delete_guard(PG_FUNCTION_ARGS)
@@ -693,6 +744,8 @@ party_delete_guard(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	Relation	rel;
 	bool		is_customer;
+	bool		is_update;
+	HeapTuple	result;
 	const char *column;
 	int			attnum;
 	bool		isnull;
@@ -705,10 +758,13 @@ party_delete_guard(PG_FUNCTION_ARGS)
 		elog(ERROR, "party_delete_guard: not called by trigger manager");
 	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		!TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-		elog(ERROR, "party_delete_guard: must be fired before each deleted row");
+		!(TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ||
+		  TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
+		elog(ERROR, "party_delete_guard: must be fired before each deleted or updated row");
+	is_update = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event);
+	result = is_update ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
 	if (overage_is_distributed())
-		return PointerGetDatum(trigdata->tg_trigtuple);
+		return PointerGetDatum(result);
 
 	rel = trigdata->tg_relation;
 	is_customer = strcmp(RelationGetRelationName(rel), "customer") == 0;
@@ -718,6 +774,20 @@ party_delete_guard(PG_FUNCTION_ARGS)
 		elog(ERROR, "party_delete_guard: %s has no column %s",
 			 RelationGetRelationName(rel), column);
 	key = heap_getattr(trigdata->tg_trigtuple, attnum, RelationGetDescr(rel), &isnull);
+	if (is_update)
+	{
+		bool		newnull;
+		Datum		newkey = heap_getattr(trigdata->tg_newtuple, attnum,
+										  RelationGetDescr(rel), &newnull);
+
+		/* the id is kept: nothing to look at */
+		if (isnull == newnull &&
+			(isnull || bytes_cmp(VARDATA_ANY(DatumGetTextPP(key)),
+								 VARSIZE_ANY_EXHDR(DatumGetTextPP(key)),
+								 VARDATA_ANY(DatumGetTextPP(newkey)),
+								 VARSIZE_ANY_EXHDR(DatumGetTextPP(newkey))) == 0))
+			return PointerGetDatum(result);
+	}
 
 	LockRelationOid(get_relname_relid("usage", RelationGetNamespace(rel)), ShareLock);
 
@@ -760,9 +830,12 @@ party_delete_guard(PG_FUNCTION_ARGS)
 				 errmsg("%s \"%s\" has calls in overage.usage",
 						is_customer ? "customer" : "service",
 						isnull ? "" : TextDatumGetCString(key)),
-				 errdetail("Calls are billing records: a %s with calls is kept.",
+				 errdetail("Calls are billing records: a %s with calls is kept under its id.",
 						   is_customer ? "customer" : "service"),
-				 errhint("Nothing was deleted.")));
+				 errhint(is_update ? "Nothing was changed." : "Nothing was deleted.")));
 	SPI_finish();
-	return PointerGetDatum(trigdata->tg_trigtuple);
+
+	/* every backend forgets the ids it found in this table, at our commit */
+	CacheInvalidateRelcache(rel);
+	return PointerGetDatum(result);
 }

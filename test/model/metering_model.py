@@ -63,7 +63,8 @@ customer, service, unit price, currency).  METER_PRICE_AT=end prices at the
 call's end instead (a broken rule, to show the test catches it).
 
 Deleting a party (1.2, README "Ingest"): now and then, from a random stream
-of its own, a DELETE of a customer or a service, undone when it goes
+of its own, a DELETE of a customer or a service, or a change of its id (a
+delete of the old id), undone when it goes
 through: the model keeps one with calls (23503, "has calls"), else one
 still referenced (a customer's subscriptions or budgets, a service's SKUs:
 a foreign key's 23503), else it goes.  METER_DELETES=0 leaves them out
@@ -1061,14 +1062,20 @@ class Scenario:
             return
         kind = 'customer' if rd.random() < 0.7 else 'service'
         key = rd.choice(self.customers if kind == 'customer' else SERVICES)
+        # a change of the id is a delete of the old one (README "Ingest")
+        verb = 'delete' if rd.random() < 0.7 else 'rename'
         want, why = m.delete_party(kind, key)
-        res = self.expect("DO $d$ BEGIN DELETE FROM overage.%s WHERE %s_id = %s;"
+        change = ("DELETE FROM overage.%s WHERE %s_id = %s" % (kind, kind, lit(key))
+                  if verb == 'delete' else
+                  "UPDATE overage.%s SET %s_id = %s WHERE %s_id = %s"
+                  % (kind, kind, lit(key + '-renamed'), kind, lit(key)))
+        res = self.expect("DO $d$ BEGIN %s;"
                           " RAISE EXCEPTION 'undone' USING ERRCODE = 'P0001'; END $d$"
-                          % (kind, kind, lit(key)), want or 'P0001')
+                          % change, want or 'P0001')
         if want and ('has calls' in res['message']) != (why == 'calls'):
-            self.fail('delete of %s %s: model says kept for its %s, database says %s'
-                      % (kind, key, why, res['message']))
-        self.count('delete %s %s' % (kind, why or 'ok (undone)'))
+            self.fail('%s of %s %s: model says kept for its %s, database says %s'
+                      % (verb, kind, key, why, res['message']))
+        self.count('%s %s %s' % (verb, kind, why or 'ok (undone)'))
 
     def budget_step(self):
         """Now and then (a stream of its own): set_budget -- the default
