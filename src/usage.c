@@ -13,8 +13,10 @@
  *		 one day after the transaction's now()), and aggregates the rows in
  *		 a hash table per (customer, service, month): calls, seconds, first
  *		 and last start (old rows of UPDATE/DELETE count negatively);
- *	  2. checks that every distinct customer and service exists, locking
- *		 them FOR KEY SHARE as a foreign key would (one query for both);
+ *	  2. checks that every distinct customer and service exists (one
+ *		 query for both): in READ COMMITTED only the ids this backend has
+ *		 not found before (party_cache.c), otherwise all of them, locked
+ *		 FOR KEY SHARE as a foreign key would lock them;
  *	  3. locks the billing_month rows of the months touched FOR SHARE in
  *		 month order (creating missing ones first), refusing any closed
  *		 month (OV006).
