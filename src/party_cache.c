@@ -67,9 +67,8 @@ typedef struct PartyEntry
 								 * committed */
 } PartyEntry;
 
-static MemoryContext cache_cxt = NULL;
+static MemoryContext cache_cxt = NULL;	/* made once, with the callbacks */
 static HTAB *cache = NULL;
-static bool callbacks_registered = false;
 
 /* the relations of the entries (customer, service) */
 #define PARTY_CACHE_RELS	4
@@ -189,16 +188,14 @@ party_cache_init(void)
 {
 	HASHCTL		ctl;
 
-	if (!callbacks_registered)
+	if (cache_cxt == NULL)
 	{
+		cache_cxt = AllocSetContextCreate(TopMemoryContext, "overage party cache",
+										  ALLOCSET_DEFAULT_SIZES);
 		CacheRegisterRelcacheCallback(party_relcache_callback, (Datum) 0);
 		RegisterXactCallback(party_xact_callback, NULL);
 		RegisterSubXactCallback(party_subxact_callback, NULL);
-		callbacks_registered = true;
 	}
-	if (cache_cxt == NULL)
-		cache_cxt = AllocSetContextCreate(TopMemoryContext, "overage party cache",
-										  ALLOCSET_DEFAULT_SIZES);
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(PartyKey);
 	ctl.entrysize = sizeof(PartyEntry);

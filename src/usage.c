@@ -781,13 +781,13 @@ party_delete_guard(PG_FUNCTION_ARGS)
 		bool		newnull;
 		Datum		newkey = heap_getattr(trigdata->tg_newtuple, attnum,
 										  RelationGetDescr(rel), &newnull);
+		text	   *o = isnull ? NULL : DatumGetTextPP(key);
+		text	   *n = newnull ? NULL : DatumGetTextPP(newkey);
 
 		/* the id is kept: nothing to look at */
 		if (isnull == newnull &&
-			(isnull || bytes_cmp(VARDATA_ANY(DatumGetTextPP(key)),
-								 VARSIZE_ANY_EXHDR(DatumGetTextPP(key)),
-								 VARDATA_ANY(DatumGetTextPP(newkey)),
-								 VARSIZE_ANY_EXHDR(DatumGetTextPP(newkey))) == 0))
+			(isnull || bytes_cmp(VARDATA_ANY(o), VARSIZE_ANY_EXHDR(o),
+								 VARDATA_ANY(n), VARSIZE_ANY_EXHDR(n)) == 0))
 			return PointerGetDatum(result);
 	}
 

@@ -125,12 +125,12 @@ t_close=$(best "${t_close_r[@]}")
 # full-page image of every page it touches first, and which side met a
 # checkpoint had moved single measures by 1.5x (runs of the sixth round).
 ck() { psql -c "CHECKPOINT"; }
+# round $1: $2 then $3 in odd rounds, $3 then $2 in even ones
+in_turn() { if [ $(($1 % 2)) = 1 ]; then $2; $3; else $3; $2; fi; }
 t_b_usage=(); t_b_plain=()
 b_usage_once() { ck; t_b_usage+=("$(ms "SELECT bench.load_batches('overage.usage', 1000, 100000)")"); }
 b_plain_once() { ck; t_b_plain+=("$(ms "SELECT bench.load_batches('bench.plain_usage', 1000, 100000)")"); }
-for round in 1 2 3; do
-	if [ $((round % 2)) = 1 ]; then b_usage_once; b_plain_once; else b_plain_once; b_usage_once; fi
-done
+for round in 1 2 3; do in_turn $round b_usage_once b_plain_once; done
 b_usage=$(best "${t_b_usage[@]}"); b_plain=$(best "${t_b_plain[@]}")
 
 # four loaders at once, overlapping customers, each committing statements
@@ -146,13 +146,9 @@ par() {
 	echo $(( ($(date +%s%N) - t0) / 1000000 ))
 }
 t_p_usage=(); t_p_plain=()
-for round in 1 2 3; do
-	if [ $((round % 2)) = 1 ]; then
-		t_p_usage+=("$(par overage.usage)"); t_p_plain+=("$(par bench.plain_usage)")
-	else
-		t_p_plain+=("$(par bench.plain_usage)"); t_p_usage+=("$(par overage.usage)")
-	fi
-done
+p_usage_once() { t_p_usage+=("$(par overage.usage)"); }
+p_plain_once() { t_p_plain+=("$(par bench.plain_usage)"); }
+for round in 1 2 3; do in_turn $round p_usage_once p_plain_once; done
 p_usage=$(best "${t_p_usage[@]}"); p_plain=$(best "${t_p_plain[@]}")
 
 # rounded to two decimals (bc alone would truncate: 0.109 printed as .10)
