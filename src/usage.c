@@ -52,7 +52,6 @@
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
-#include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -85,36 +84,50 @@ typedef struct UsageKey
 
 typedef struct UsageGroup
 {
-	UsageKey	key;			/* must be first */
+	UsageKey	key;
+	uint32		hash;			/* of the key, kept by simplehash */
+	char		status;			/* simplehash's */
 	int64		calls;
 	int64		seconds;
 	TimestampTz first_at;
 	TimestampTz last_at;
 } UsageGroup;
 
-static uint32
-usage_key_hash(const void *key, Size keysize)
+static inline uint32
+usage_key_hash(const UsageKey *k)
 {
-	const UsageKey *k = (const UsageKey *) key;
 	uint32		h;
 
 	h = hash_bytes((const unsigned char *) k->customer, k->clen);
 	h = hash_combine(h, hash_bytes((const unsigned char *) k->service, k->slen));
-	return hash_combine(h, hash_uint32((uint32) k->month));
+	return hash_combine(h, murmurhash32((uint32) k->month));
 }
 
-static int
-usage_key_match(const void *key1, const void *key2, Size keysize)
+static inline bool
+usage_key_equal(const UsageKey *a, const UsageKey *b)
 {
-	const UsageKey *a = (const UsageKey *) key1;
-	const UsageKey *b = (const UsageKey *) key2;
-
-	if (a->month != b->month || a->clen != b->clen || a->slen != b->slen)
-		return 1;
-	if (memcmp(a->customer, b->customer, a->clen) != 0)
-		return 1;
-	return memcmp(a->service, b->service, a->slen) != 0;
+	return a->month == b->month && a->clen == b->clen && a->slen == b->slen &&
+		memcmp(a->customer, b->customer, a->clen) == 0 &&
+		memcmp(a->service, b->service, a->slen) == 0;
 }
+
+/*
+ * The statement's groups: simplehash (open addressing, the hash kept in the
+ * entry, everything inlined) rather than dynahash, whose chained buckets and
+ * calls through function pointers cost a lookup per row of the statement.
+ */
+#define SH_PREFIX			groups
+#define SH_ELEMENT_TYPE		UsageGroup
+#define SH_KEY_TYPE			UsageKey
+#define SH_KEY				key
+#define SH_HASH_KEY(tb, k)	usage_key_hash(&(k))
+#define SH_EQUAL(tb, a, b)	usage_key_equal(&(a), &(b))
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a)	((a)->hash)
+#define SH_SCOPE			static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
 
 static int
 bytes_cmp(const char *a, int alen, const char *b, int blen)
@@ -159,12 +172,13 @@ cstr_cmp_q(const void *p1, const void *p2)
 
 typedef struct IngestState
 {
-	HTAB	   *groups;
+	groups_hash *groups;
 	int			att_customer;
 	int			att_service;
 	int			att_user;
 	int			att_started;
 	int			att_duration;
+	int			att_last;		/* the last of the four ingest_store reads */
 	TimestampTz latest;			/* now() + 1 day */
 	/* month cache: the month of the previous row */
 	TimestampTz mstart;
@@ -212,11 +226,10 @@ ingest_store(Tuplestorestate *store, TupleDesc desc, IngestState *st,
 	tuplestore_rescan(store);
 	while (tuplestore_gettupleslot(store, true, false, slot))
 	{
-		bool		isnull;
-		Datum		cd = slot_getattr(slot, st->att_customer, &isnull);
-		Datum		sd = slot_getattr(slot, st->att_service, &isnull);
-		TimestampTz t = DatumGetTimestampTz(slot_getattr(slot, st->att_started, &isnull));
-		int32		d = DatumGetInt32(slot_getattr(slot, st->att_duration, &isnull));
+		Datum		cd;
+		Datum		sd;
+		TimestampTz t;
+		int32		d;
 		text	   *ct;
 		text	   *stx;
 		UsageKey	key;
@@ -225,7 +238,14 @@ ingest_store(Tuplestorestate *store, TupleDesc desc, IngestState *st,
 
 		CHECK_FOR_INTERRUPTS();
 
-		/* NOT NULL and CHECK (duration_s > 0) ran before us */
+		/* one deform for the four columns; NOT NULL ran before us */
+		slot_getsomeattrs(slot, st->att_last);
+		cd = slot->tts_values[st->att_customer - 1];
+		sd = slot->tts_values[st->att_service - 1];
+		t = DatumGetTimestampTz(slot->tts_values[st->att_started - 1]);
+		d = DatumGetInt32(slot->tts_values[st->att_duration - 1]);
+
+		/* CHECK (duration_s > 0) ran before us */
 		if (sign > 0)
 		{
 			if (TIMESTAMP_NOT_FINITE(t))
@@ -254,7 +274,7 @@ ingest_store(Tuplestorestate *store, TupleDesc desc, IngestState *st,
 		key.slen = VARSIZE_ANY_EXHDR(stx);
 		key.month = st->month;
 
-		g = (UsageGroup *) hash_search(st->groups, &key, HASH_ENTER, &found);
+		g = groups_insert(st->groups, key, &found);
 		if (!found)
 		{
 			/* the key points into the slot: copy it for good */
@@ -596,10 +616,9 @@ usage_ingest(PG_FUNCTION_ARGS)
 	TriggerEvent event;
 	TupleDesc	desc;
 	IngestState st;
-	HASHCTL		ctl;
 	MemoryContext cxt;
 	MemoryContext old;
-	HASH_SEQ_STATUS seq;
+	groups_iterator iter;
 	UsageGroup *g;
 	UsageGroup **sorted;
 	long		ngroups;
@@ -637,25 +656,20 @@ usage_ingest(PG_FUNCTION_ARGS)
 	if (st.att_customer <= 0 || st.att_service <= 0 || st.att_user <= 0 ||
 		st.att_started <= 0 || st.att_duration <= 0)
 		elog(ERROR, "usage_ingest: overage.usage lacks a column");
+	st.att_last = Max(Max(st.att_customer, st.att_service),
+					  Max(st.att_started, st.att_duration));
 	st.latest = GetCurrentTransactionStartTimestamp() + USECS_PER_DAY;
 	st.mstart = 1;
 	st.mend = 0;				/* empty: the first row computes its month */
 
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(UsageKey);
-	ctl.entrysize = sizeof(UsageGroup);
-	ctl.hash = usage_key_hash;
-	ctl.match = usage_key_match;
-	ctl.hcxt = cxt;
-	st.groups = hash_create("usage_ingest groups", 256, &ctl,
-							HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	st.groups = groups_create(cxt, 256, NULL);
 
 	if (trigdata->tg_oldtable)
 		ingest_store(trigdata->tg_oldtable, desc, &st, -1, cxt);
 	if (trigdata->tg_newtable)
 		ingest_store(trigdata->tg_newtable, desc, &st, +1, cxt);
 
-	ngroups = hash_get_num_entries(st.groups);
+	ngroups = st.groups->members;
 	if (ngroups == 0)
 	{
 		MemoryContextSwitchTo(old);
@@ -665,8 +679,8 @@ usage_ingest(PG_FUNCTION_ARGS)
 
 	sorted = palloc(sizeof(UsageGroup *) * ngroups);
 	i = 0;
-	hash_seq_init(&seq, st.groups);
-	while ((g = (UsageGroup *) hash_seq_search(&seq)) != NULL)
+	groups_start_iterate(st.groups, &iter);
+	while ((g = groups_iterate(st.groups, &iter)) != NULL)
 		sorted[i++] = g;
 	qsort(sorted, ngroups, sizeof(UsageGroup *), usage_group_cmp);
 
