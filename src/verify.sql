@@ -58,6 +58,7 @@ AS $$
 #variable_conflict use_column
 DECLARE
 	n		bigint;
+	n2		bigint;
 	bad		text[];
 	bad2	text[];
 	citus	CONSTANT name := 'pg_catalog'::name;
@@ -263,46 +264,7 @@ BEGIN
 	 * those of its calls not rated yet (usage_pending, 1.2), are the count
 	 * and the seconds of its calls, and first_at and last_at bound their
 	 * starts (a group whose calls were all deleted keeps a row with zeros).
-	 */
-	SELECT count(*), array_agg(k ORDER BY k) FILTER (WHERE NOT agree)
-	  INTO n, bad
-	  FROM (SELECT coalesce(u.customer_id, m.customer_id) || '/' ||
-				   coalesce(u.service_id, m.service_id) || ' ' ||
-				   pg_catalog.to_char(coalesce(u.month, m.month), 'YYYY-MM') ||
-				   ' (' || coalesce(u.calls, 0) || ' calls, ' || coalesce(u.seconds, 0) ||
-				   ' s; figures say ' || coalesce(m.calls, 0) || ' calls, ' ||
-				   coalesce(m.seconds, 0) || ' s' ||
-				   CASE WHEN u.first_at < m.first_at OR u.last_at > m.last_at
-						THEN ', calls outside first_at..last_at' ELSE '' END || ')' AS k,
-				   coalesce(u.calls, 0) = coalesce(m.calls, 0)
-				   AND coalesce(u.seconds, 0) = coalesce(m.seconds, 0)
-				   AND (u.calls IS NULL OR m.calls IS NOT NULL)
-				   AND NOT coalesce(u.first_at < m.first_at, false)
-				   AND NOT coalesce(u.last_at > m.last_at, false) AS agree
-			  FROM (SELECT c.customer_id, c.service_id,
-						   date_trunc('month', c.started_at AT TIME ZONE 'UTC')::date AS month,
-						   count(*) AS calls, sum(c.duration_s) AS seconds,
-						   min(c.started_at) AS first_at, max(c.started_at) AS last_at
-					  FROM @extschema@.usage c
-					 GROUP BY 1, 2, 3) u
-			  FULL JOIN (SELECT f.month, f.customer_id, f.service_id,
-								sum(f.calls) AS calls, sum(f.seconds) AS seconds,
-								min(f.first_at) AS first_at, max(f.last_at) AS last_at
-						   FROM (SELECT um.month, um.customer_id, um.service_id, um.calls,
-										um.seconds, um.first_at, um.last_at
-								   FROM @extschema@.usage_month um
-								 UNION ALL
-								 SELECT p.month, x.c, x.s, x.n, x.secs, x.f, x.l
-								   FROM @extschema@.usage_pending p,
-										unnest(p.customer_id, p.service_id, p.calls,
-											   p.seconds, p.first_at, p.last_at)
-										  AS x(c, s, n, secs, f, l)) f
-						  GROUP BY 1, 2, 3) m
-				ON m.customer_id = u.customer_id AND m.service_id = u.service_id
-			   AND m.month = u.month) x;
-	RETURN QUERY SELECT * FROM @extschema@._verify_result('usage_month', n, 'groups', bad);
-
-	/*
+	 *
 	 * usage_parties (1.2): every call's customer and service exist.  A
 	 * load refuses unknown ones, and a customer or service with calls
 	 * cannot be deleted (_party_delete_guard); a database of 1.1, which
@@ -310,20 +272,65 @@ BEGIN
 	 * the triggers off, or a Citus cluster (where the guard does not
 	 * run) can still leave calls whose party is gone: their lines would
 	 * name a customer the reconciliation file cannot.
+	 *
+	 * Both read the calls' groups, so one statement reads the calls once
+	 * (u) for both.
 	 */
-	SELECT count(*), array_agg(k ORDER BY k) FILTER (WHERE NOT agree)
-	  INTO n, bad
-	  FROM (SELECT g.customer_id || '/' || g.service_id || ' (' || g.calls
-				   || CASE WHEN g.calls = 1 THEN ' call' ELSE ' calls' END
-				   || CASE WHEN c.customer_id IS NULL THEN ', no such customer' ELSE '' END
-				   || CASE WHEN v.service_id IS NULL THEN ', no such service' ELSE '' END
-				   || ')' AS k,
-				   c.customer_id IS NOT NULL AND v.service_id IS NOT NULL AS agree
-			  FROM (SELECT u.customer_id, u.service_id, count(*) AS calls
-					  FROM @extschema@.usage u GROUP BY 1, 2) g
-			  LEFT JOIN @extschema@.customer c ON c.customer_id = g.customer_id
-			  LEFT JOIN @extschema@.service v ON v.service_id = g.service_id) x;
-	RETURN QUERY SELECT * FROM @extschema@._verify_result('usage_parties', n, 'groups', bad);
+	WITH u AS MATERIALIZED (
+		SELECT c.customer_id, c.service_id,
+			   date_trunc('month', c.started_at AT TIME ZONE 'UTC')::date AS month,
+			   count(*) AS calls, sum(c.duration_s) AS seconds,
+			   min(c.started_at) AS first_at, max(c.started_at) AS last_at
+		  FROM @extschema@.usage c
+		 GROUP BY 1, 2, 3),
+	figures AS (
+		SELECT count(*) AS n, array_agg(k ORDER BY k) FILTER (WHERE NOT agree) AS bad
+		  FROM (SELECT coalesce(u.customer_id, m.customer_id) || '/' ||
+					   coalesce(u.service_id, m.service_id) || ' ' ||
+					   pg_catalog.to_char(coalesce(u.month, m.month), 'YYYY-MM') ||
+					   ' (' || coalesce(u.calls, 0) || ' calls, ' || coalesce(u.seconds, 0) ||
+					   ' s; figures say ' || coalesce(m.calls, 0) || ' calls, ' ||
+					   coalesce(m.seconds, 0) || ' s' ||
+					   CASE WHEN u.first_at < m.first_at OR u.last_at > m.last_at
+							THEN ', calls outside first_at..last_at' ELSE '' END || ')' AS k,
+					   coalesce(u.calls, 0) = coalesce(m.calls, 0)
+					   AND coalesce(u.seconds, 0) = coalesce(m.seconds, 0)
+					   AND (u.calls IS NULL OR m.calls IS NOT NULL)
+					   AND NOT coalesce(u.first_at < m.first_at, false)
+					   AND NOT coalesce(u.last_at > m.last_at, false) AS agree
+				  FROM u
+				  FULL JOIN (SELECT f.month, f.customer_id, f.service_id,
+									sum(f.calls) AS calls, sum(f.seconds) AS seconds,
+									min(f.first_at) AS first_at, max(f.last_at) AS last_at
+							   FROM (SELECT um.month, um.customer_id, um.service_id, um.calls,
+											um.seconds, um.first_at, um.last_at
+									   FROM @extschema@.usage_month um
+									 UNION ALL
+									 SELECT p.month, x.c, x.s, x.n, x.secs, x.f, x.l
+									   FROM @extschema@.usage_pending p,
+											unnest(p.customer_id, p.service_id, p.calls,
+												   p.seconds, p.first_at, p.last_at)
+											  AS x(c, s, n, secs, f, l)) f
+							  GROUP BY 1, 2, 3) m
+					ON m.customer_id = u.customer_id AND m.service_id = u.service_id
+				   AND m.month = u.month) x),
+	parties AS (
+		SELECT count(*) AS n, array_agg(k ORDER BY k) FILTER (WHERE NOT agree) AS bad
+		  FROM (SELECT g.customer_id || '/' || g.service_id || ' (' || g.calls
+					   || CASE WHEN g.calls = 1 THEN ' call' ELSE ' calls' END
+					   || CASE WHEN c.customer_id IS NULL THEN ', no such customer' ELSE '' END
+					   || CASE WHEN v.service_id IS NULL THEN ', no such service' ELSE '' END
+					   || ')' AS k,
+					   c.customer_id IS NOT NULL AND v.service_id IS NOT NULL AS agree
+				  FROM (SELECT u.customer_id, u.service_id, sum(u.calls) AS calls
+						  FROM u GROUP BY 1, 2) g
+				  LEFT JOIN @extschema@.customer c ON c.customer_id = g.customer_id
+				  LEFT JOIN @extschema@.service v ON v.service_id = g.service_id) x)
+	SELECT figures.n, figures.bad, parties.n, parties.bad
+	  INTO n, bad, n2, bad2
+	  FROM figures, parties;
+	RETURN QUERY SELECT * FROM @extschema@._verify_result('usage_month', n, 'groups', bad);
+	RETURN QUERY SELECT * FROM @extschema@._verify_result('usage_parties', n2, 'groups', bad2);
 
 	/*
 	 * rated_state: the stored rated state (rated_group, rated_line, what
