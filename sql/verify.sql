@@ -181,6 +181,17 @@ UPDATE overage.rated_group SET overage_s = overage_s + 60
  WHERE month = '2026-11-01' AND customer_id = 'c1' AND service_id = 'dom';
 SELECT * FROM t.failed();
 ROLLBACK;
+-- and a group with figures but no rated state, nothing pending and no mark
+-- (its state deleted past the guard): a close after the rating would take
+-- November's lines from the states and leave this group's out
+BEGIN;
+SET LOCAL session_replication_role = replica;
+DELETE FROM overage.rated_line
+ WHERE month = '2026-11-01' AND customer_id = 'c1' AND service_id = 'dom';
+DELETE FROM overage.rated_group
+ WHERE month = '2026-11-01' AND customer_id = 'c1' AND service_id = 'dom';
+SELECT * FROM t.failed();
+ROLLBACK;
 
 -- sequences: the audit log's identity sequence set back (as a restore that
 -- lost its setval would leave it); setval is not undone by a rollback, so

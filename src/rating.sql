@@ -50,9 +50,21 @@ CREATE TABLE @extschema@.rating_stale (
 );
 
 COMMENT ON TABLE @extschema@.rating_stale IS
-'Dated changes that rating has not taken in yet: the groups of the customer (NULL: every customer) and service (NULL: every service) whose rated state reaches past from_at are stale from there. Written by the triggers on license_quantity, holder_period, service_price, service, sku_service and customer; consumed by rate_pending()';
+'Dated changes that rating has not taken in yet: the groups of the customer (NULL: every customer) and service (NULL: every service) whose rated state reaches past from_at are stale from there. Written by the triggers on license_quantity, holder_period, service_price, service, sku_service and customer (and once by the update to 1.2, for the calls from before it); consumed by rate_pending()';
 COMMENT ON COLUMN @extschema@.rating_stale.cause IS
-'The table whose change it records';
+'The table whose change it records (usage_month: the update to 1.2, whose groups of calls from before it have no rated state)';
+
+/*
+ * Calls from before 1.2 (ALTER EXTENSION overage UPDATE): their groups have
+ * figures in usage_month but no rated state.  One dated change, every
+ * group from the beginning of time, says so: the first rating rates them
+ * in full, and the question "has a month anything to rate" never needs
+ * to look for groups without a state (src/live.c, month_dirty).  A fresh
+ * install has no figures and records nothing.
+ */
+INSERT INTO @extschema@.rating_stale (customer_id, service_id, from_at, cause)
+SELECT NULL, NULL, '-infinity', 'usage_month'
+ WHERE EXISTS (SELECT FROM @extschema@.usage_month);
 
 CREATE TABLE @extschema@.rated_group (
 	month		date NOT NULL,
