@@ -490,17 +490,19 @@ BEGIN
 		RETURN n;
 	END IF;
 	PERFORM @extschema@._rate_pending(m);
+	/*
+	 * A copy: the rated lines carry their quantity and amount.  In the
+	 * order of the index they are read by, a customer's lines together;
+	 * no further sort (readers order what they show).
+	 */
 	INSERT INTO @extschema@.charge
 		(month, partner_id, customer_id, service_id, subscription_id,
 		 overage_seconds, quantity, unit_price, amount, currency, reseller_id)
 	SELECT l.month, l.partner_id, l.customer_id, l.service_id, l.subscription_id,
-		   l.overage_s, round(l.overage_s / 60.0, 6)::numeric(18,6), l.unit_price,
-		   round(l.overage_s * l.unit_price / 60, 2)::numeric(18,2), l.currency,
-		   l.reseller_id
+		   l.overage_s, l.quantity, l.unit_price, l.amount, l.currency, l.reseller_id
 	  FROM @extschema@.rated_line l
 	 WHERE l.month = m
-	 ORDER BY l.customer_id, l.service_id, l.partner_id NULLS LAST,
-			  l.subscription_id, l.reseller_id NULLS FIRST, l.unit_price, l.currency;
+	 ORDER BY l.customer_id, l.service_id;
 	GET DIAGNOSTICS n = ROW_COUNT;
 
 	-- closed_by is the caller, not the owner this function runs as

@@ -101,13 +101,23 @@ CREATE TABLE @extschema@.rated_line (
 	reseller_id text,
 	unit_price	numeric NOT NULL,
 	currency	text NOT NULL,
-	overage_s	bigint NOT NULL CHECK (overage_s > 0)
+	overage_s	bigint NOT NULL CHECK (overage_s > 0),
+	-- the charge line's minutes and amount (overage.charge), computed once
+	-- per line as the rating writes it, so that close_month only copies
+	quantity	numeric(18,6) NOT NULL
+		GENERATED ALWAYS AS (round(overage_s / 60.0, 6)) STORED,
+	amount		numeric(18,2) NOT NULL
+		GENERATED ALWAYS AS (round(overage_s * unit_price / 60, 2)) STORED
 );
 
 CREATE INDEX rated_line_group ON @extschema@.rated_line (month, customer_id, service_id);
 
 COMMENT ON TABLE @extschema@.rated_line IS
 'Overage seconds of a rated state per (holder subscription, reseller, price), unassigned (partner NULL) per price: the charge lines the month would have if it closed at the group''s rated_to';
+COMMENT ON COLUMN @extschema@.rated_line.quantity IS
+'Minutes: overage_s / 60, 6 decimals (charge.quantity)';
+COMMENT ON COLUMN @extschema@.rated_line.amount IS
+'round(overage_s * unit_price / 60, 2), rounded once per line (charge.amount)';
 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.usage_pending', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.rating_stale', '');

@@ -122,12 +122,18 @@ rated=$(psql -c "SELECT rated_calls || ' of ' || calls || ' calls rated, ' || st
 # back, charge vacuumed after each; the third committed in a fresh backend
 # for its memory), the best compared: one close alone measured 322-367 ms
 # in full runs where the same close after the same steps took 129 ms in a
-# trimmed run
+# trimmed run.  Each round right after a CHECKPOINT, as the loads: the
+# close writes some 30,000 lines, and the eighth round's three rounds of
+# run 3 (335-344 ms) took half as long again as the same close on the same
+# data in an idle database (198-266 ms), a checkpoint of the rating's
+# pages likely running on the second core meanwhile.
 t_close_r=()
 for round in 1 2; do
+	ck
 	t_close_r+=("$(ms_rolled_back "SELECT overage.close_month('$MONTH')")")
 	psql -c "VACUUM overage.charge, overage.billing_month"
 done
+ck
 out=$(timed_mem "SELECT overage.close_month('$MONTH')"); t_close_r+=("$(echo "$out" | head -1)"); m_close=$(echo "$out" | tail -1)
 t_close=$(best "${t_close_r[@]}")
 
