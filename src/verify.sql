@@ -343,10 +343,8 @@ BEGIN
 	 * over each such month's calls.
 	 */
 	SELECT count(*) INTO n
-	  FROM (SELECT r.month, r.customer_id, r.service_id FROM @extschema@.rated_group r
-			UNION
-			SELECT f.month, f.customer_id, f.service_id FROM @extschema@.usage_month f) g
-	  LEFT JOIN @extschema@.billing_month b ON b.month = g.month
+	  FROM @extschema@.usage_month f
+	  LEFT JOIN @extschema@.billing_month b ON b.month = f.month
 	 WHERE b.closed_at IS NULL;
 	WITH m AS (
 		SELECT DISTINCT r.month
@@ -377,27 +375,30 @@ BEGIN
 		  FULL JOIN (SELECT * FROM g WHERE g.side = 'fresh') b
 			ON b.month = a.month AND b.customer_id = a.customer_id
 		   AND b.service_id = a.service_id
-		 WHERE a.lines IS DISTINCT FROM b.lines
-		UNION ALL
-		/*
-		 * and every group with figures in an open month has a rated state,
-		 * unless the month has calls pending or a dated change waits (either
-		 * makes the next rating look at every group of the month): a close
-		 * after a rating takes the month's lines from the rated states
-		 * without looking for groups that have none (month_dirty,
-		 * src/live.c)
-		 */
-		SELECT pg_catalog.to_char(f.month, 'YYYY-MM') || ' ' || f.customer_id || '/' ||
-			   f.service_id || ' (' || f.calls || ' calls in usage_month, no rated state,'
-			   || ' no pending calls, no dated change)'
-		  FROM @extschema@.usage_month f
-		  LEFT JOIN @extschema@.billing_month b ON b.month = f.month
-		 WHERE b.closed_at IS NULL
-		   AND NOT EXISTS (SELECT 1 FROM @extschema@.rated_group r
-							WHERE r.month = f.month AND r.customer_id = f.customer_id
-							  AND r.service_id = f.service_id)
-		   AND NOT EXISTS (SELECT 1 FROM @extschema@.usage_pending p WHERE p.month = f.month)
-		   AND NOT EXISTS (SELECT 1 FROM @extschema@.rating_stale)) x;
+		 WHERE a.lines IS DISTINCT FROM b.lines) x;
+	/*
+	 * and every group with figures in an open month has a rated state,
+	 * unless the month has calls pending or a dated change waits (either
+	 * makes the next rating look at every group of the month): a close
+	 * after a rating takes the month's lines from the rated states without
+	 * looking for groups that have none (month_dirty, src/live.c).  Not on
+	 * a Citus cluster: no live rating there, every close rates its month
+	 * from the calls (and usage_pending and rating_stale stay local).
+	 */
+	IF NOT @extschema@._distributed() THEN
+		SELECT bad || array_agg(k ORDER BY k) INTO bad FROM (
+			SELECT pg_catalog.to_char(f.month, 'YYYY-MM') || ' ' || f.customer_id || '/' ||
+				   f.service_id || ' (' || f.calls || ' calls in usage_month, no rated state,'
+				   || ' no pending calls, no dated change)' AS k
+			  FROM @extschema@.usage_month f
+			  LEFT JOIN @extschema@.billing_month b ON b.month = f.month
+			 WHERE b.closed_at IS NULL
+			   AND NOT EXISTS (SELECT 1 FROM @extschema@.rated_group r
+								WHERE r.month = f.month AND r.customer_id = f.customer_id
+								  AND r.service_id = f.service_id)
+			   AND NOT EXISTS (SELECT 1 FROM @extschema@.usage_pending p WHERE p.month = f.month)
+			   AND NOT EXISTS (SELECT 1 FROM @extschema@.rating_stale)) x;
+	END IF;
 	RETURN QUERY SELECT * FROM @extschema@._verify_result('rated_state', n, 'groups of open months', bad);
 
 	/*
