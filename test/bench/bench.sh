@@ -55,6 +55,8 @@ i_usage_once() {
 for round in 1 2 3; do in_turn $round i_usage_once i_plain_once; done
 plain=$(best "${i_plain[@]}"); usage=$(best "${i_usage[@]}")
 psql -c "VACUUM ANALYZE overage.usage" -c "VACUUM ANALYZE bench.plain_usage" -c "CHECKPOINT"
+# what each side's last load left: the table and its index
+sizes=$(psql -c "SELECT string_agg(format('%s %s + index %s', t, pg_size_pretty(pg_relation_size(t)), pg_size_pretty(pg_indexes_size(t))), '; ') FROM unnest('{overage.usage,bench.plain_usage}'::regclass[]) t")
 
 # close: preview_month vs the floor, and vs the plain-SQL peer (1.2 rule,
 # bench.sql_month in peers.sql), each best of 3, interleaved
@@ -209,6 +211,7 @@ echo "         rate_pending: $(private "$m_rate") (the fresh month)"
 echo "         close_month:  $(private "$m_close") (after rate_pending)"
 echo "batches  100 x 1000 calls (best of 5 each): overage.usage ${b_usage} ms, plain ${b_plain} ms, ratio usage/plain throughput $(ratio "$b_plain" "$b_usage") (target >= 0.6)"
 echo "         4 loaders at once, 25 x 1000 calls each, a commit per statement (best of 5 each): overage.usage ${p_usage} ms, plain ${p_plain} ms, ratio $(ratio "$p_plain" "$p_usage") (target >= 0.6)"
+echo "raw      after the ingest: $sizes"
 echo "raw      ingest plain ${i_plain[*]} / usage ${i_usage[*]}; floor ${t_floor[*]}; preview ${t_preview[*]}; sql ${t_sql[*]}"
 echo "raw      100 x 1000: usage ${t_b_usage[*]} / plain ${t_b_plain[*]}; 4 loaders: usage ${t_p_usage[*]} / plain ${t_p_plain[*]}"
 echo "raw      close_month after rating ${t_close_r[*]}"
