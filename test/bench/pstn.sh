@@ -2,7 +2,6 @@
 # Benchmark of ingest_pstn_calls, by hand (never in CI): run inside a
 # throwaway cluster (PGHOST/PGPORT/PGUSER of a superuser), e.g.
 #
-#   /work/tools/pgpriv NAME --install -- bash test/bench/pstn.sh [rows]
 #   pg_virtualenv -v 15 bash test/bench/pstn.sh [rows]        (after make install)
 #
 # The same N calls (default 100,000) are loaded, side by side in one run,
